@@ -1,0 +1,241 @@
+/**
+ * The in-memory directory: AOR bytes → pre-encoded answer bytes.
+ *
+ * Answers stay where the loader read them, in a few large byte chunks; the
+ * index is an open-addressing hash table over typed arrays holding offsets
+ * into those chunks. Nothing is a JS object or string per entry, so there is
+ * no `Map` size ceiling (2^24), little GC work, and a lookup hashes the
+ * request's bytes where they lie in the read buffer, without decoding them.
+ *
+ * @module
+ */
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+// One entry: hash, chunk indexes (answer | key << 16), answer offset,
+// answer length, key offset, key length.
+const STRIDE = 6;
+const MAX_CHUNKS = 0x10000;
+
+/** FNV-1a over `buf[start, end)`. */
+export function hashBytes(buf: Uint8Array, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i], FNV_PRIME);
+  return h >>> 0;
+}
+
+/**
+ * A read-only AOR directory. Build one with {@linkcode DirectoryBuilder}, or
+ * load one with `loadDirectory` from `load.ts`.
+ *
+ * @example
+ * ```ts
+ * import { DirectoryBuilder } from "./directory.ts";
+ * const chunk = new TextEncoder().encode('{"addressOfRecord":"a1"}\n');
+ * const builder = new DirectoryBuilder();
+ * const c = builder.addChunk(chunk);
+ * builder.add(c, 20, 2, c, 0, chunk.length);
+ * const directory = builder.finish();
+ * console.log(new TextDecoder().decode(directory.get("a1"))); // the line
+ * ```
+ */
+export class Directory {
+  readonly #chunks: readonly Uint8Array[];
+  readonly #entries: Uint32Array;
+  readonly #slots: Int32Array;
+  readonly #mask: number;
+  /** Number of distinct AORs. */
+  readonly size: number;
+
+  /** @internal Use {@linkcode DirectoryBuilder.finish}. */
+  constructor(
+    chunks: readonly Uint8Array[],
+    entries: Uint32Array,
+    slots: Int32Array,
+    size: number,
+  ) {
+    this.#chunks = chunks;
+    this.#entries = entries;
+    this.#slots = slots;
+    this.#mask = slots.length - 1;
+    this.size = size;
+  }
+
+  /**
+   * Finds the AOR held in `buf[start, end)`; returns its entry number, or -1
+   * when it is unknown. This is the hot path: no allocation.
+   */
+  find(buf: Uint8Array, start: number, end: number): number {
+    const len = end - start;
+    const h = hashBytes(buf, start, end);
+    const entries = this.#entries;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let slot = h & mask;
+    for (;;) {
+      const id = slots[slot];
+      if (id === 0) return -1;
+      const e = (id - 1) * STRIDE;
+      if (entries[e] === h && entries[e + 5] === len) {
+        const key = this.#chunks[entries[e + 1] >>> 16];
+        const off = entries[e + 4] - start;
+        let i = start;
+        while (i < end && key[off + i] === buf[i]) i++;
+        if (i === end) return id - 1;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** Byte length of the answer of entry `id`, its final `\n` included. */
+  answerLength(id: number): number {
+    return this.#entries[id * STRIDE + 3];
+  }
+
+  /**
+   * Copies the answer of entry `id` into `out` at `pos`, which must have room
+   * for {@linkcode answerLength}; returns the offset after it.
+   */
+  copyAnswer(id: number, out: Uint8Array, pos: number): number {
+    const e = id * STRIDE;
+    const off = this.#entries[e + 2];
+    const len = this.#entries[e + 3];
+    out.set(this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + len), pos);
+    return pos + len;
+  }
+
+  /** The answer for `aor` (a copy, with its final `\n`), or undefined. */
+  get(aor: string): Uint8Array | undefined {
+    const key = new TextEncoder().encode(aor);
+    const id = this.find(key, 0, key.length);
+    if (id < 0) return undefined;
+    const out = new Uint8Array(this.answerLength(id));
+    this.copyAnswer(id, out, 0);
+    return out;
+  }
+}
+
+/**
+ * Collects entries whose key and answer bytes live in registered chunks, then
+ * freezes them into a {@linkcode Directory}. A key added again replaces the
+ * earlier answer (the last line of a dump wins).
+ */
+export class DirectoryBuilder {
+  #chunks: Uint8Array[] = [];
+  #entries: Uint32Array;
+  #slots: Int32Array;
+  #size = 0;
+
+  /** @param expected how many entries to make room for up front */
+  constructor(expected = 1024) {
+    let slots = 1024;
+    while (slots < expected * 2) slots *= 2;
+    this.#slots = new Int32Array(slots);
+    this.#entries = new Uint32Array(Math.max(expected, 64) * STRIDE);
+  }
+
+  /** Number of distinct keys so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Registers a chunk that keys and answers may point into; returns its index. */
+  addChunk(chunk: Uint8Array): number {
+    if (this.#chunks.length === MAX_CHUNKS) {
+      throw new RangeError(`a directory holds at most ${MAX_CHUNKS} chunks`);
+    }
+    return this.#chunks.push(chunk) - 1;
+  }
+
+  /** Replaces chunk `index`, e.g. by a larger copy, before anything points into it. */
+  replaceChunk(index: number, chunk: Uint8Array): void {
+    this.#chunks[index] = chunk;
+  }
+
+  /**
+   * Adds or replaces the entry for the key at `keyChunk[keyOff, +keyLen)`
+   * whose answer is `ansChunk[ansOff, +ansLen)`. Returns true when the key
+   * was already present (a duplicate).
+   */
+  add(
+    keyChunk: number,
+    keyOff: number,
+    keyLen: number,
+    ansChunk: number,
+    ansOff: number,
+    ansLen: number,
+  ): boolean {
+    const key = this.#chunks[keyChunk];
+    const h = hashBytes(key, keyOff, keyOff + keyLen);
+    const mask = this.#slots.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.#slots[slot];
+      if (id === 0) break;
+      const e = (id - 1) * STRIDE;
+      if (this.#entries[e] === h && this.#sameKey(e, key, keyOff, keyLen)) {
+        this.#set(e, h, keyChunk, keyOff, keyLen, ansChunk, ansOff, ansLen);
+        return true;
+      }
+      slot = (slot + 1) & mask;
+    }
+    if ((this.#size + 1) * STRIDE > this.#entries.length) {
+      const bigger = new Uint32Array(this.#entries.length * 2);
+      bigger.set(this.#entries);
+      this.#entries = bigger;
+    }
+    this.#set(this.#size * STRIDE, h, keyChunk, keyOff, keyLen, ansChunk, ansOff, ansLen);
+    this.#slots[slot] = ++this.#size;
+    // Keep the table at most half full so that probes stay short.
+    if (this.#size * 2 > this.#slots.length) this.#grow();
+    return false;
+  }
+
+  /** Freezes the builder; it must not be used afterwards. */
+  finish(): Directory {
+    const entries = this.#entries.slice(0, this.#size * STRIDE);
+    return new Directory(this.#chunks, entries, this.#slots, this.#size);
+  }
+
+  #sameKey(e: number, key: Uint8Array, keyOff: number, keyLen: number): boolean {
+    if (this.#entries[e + 5] !== keyLen) return false;
+    const other = this.#chunks[this.#entries[e + 1] >>> 16];
+    const otherOff = this.#entries[e + 4];
+    for (let i = 0; i < keyLen; i++) {
+      if (other[otherOff + i] !== key[keyOff + i]) return false;
+    }
+    return true;
+  }
+
+  #set(
+    e: number,
+    h: number,
+    keyChunk: number,
+    keyOff: number,
+    keyLen: number,
+    ansChunk: number,
+    ansOff: number,
+    ansLen: number,
+  ): void {
+    const entries = this.#entries;
+    entries[e] = h;
+    entries[e + 1] = ansChunk | (keyChunk << 16);
+    entries[e + 2] = ansOff;
+    entries[e + 3] = ansLen;
+    entries[e + 4] = keyOff;
+    entries[e + 5] = keyLen;
+  }
+
+  #grow(): void {
+    const slots = new Int32Array(this.#slots.length * 2);
+    const mask = slots.length - 1;
+    const entries = this.#entries;
+    for (let id = 1; id <= this.#size; id++) {
+      let slot = entries[(id - 1) * STRIDE] & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = id;
+    }
+    this.#slots = slots;
+  }
+}

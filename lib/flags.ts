@@ -1,0 +1,174 @@
+/**
+ * Command-line flags, compatible with the Python server's (`-h`, `-d`, `-i`,
+ * `-l`, `-p`, `-v`), plus sipdir's limits.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import config from "../deno.json" with { type: "json" };
+
+/** sipdir's version, from deno.json. */
+export const VERSION: string = config.version;
+
+/** The one-line synopsis printed with usage errors. */
+export const USAGE =
+  "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
+  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--version]";
+
+/** The full `--help` text. */
+export const HELP = `${USAGE}
+
+Serves SIP registrations from a JSON Lines dump over TCP. Send an address of
+record (AOR) and a newline; get its registration as one line of JSON, or an
+empty line when it is unknown. Many requests per connection, pipelined or not.
+
+Options:
+  -d, --data FILE          registrations, one JSON object a line (default: data/regs)
+  -i, --ip ADDR            address to listen on (default: 127.0.0.1)
+  -p, --port PORT          TCP port, 0 for any free one (default: 1234)
+  -l, --log FILE           log to FILE instead of the console
+  -v, --verbose            log every connection and request, and counters each minute
+      --timeout SECONDS    close connections idle this long (default: 10)
+      --max-line BYTES     longest request line; a longer one closes its
+                           connection (default: 1024)
+      --max-clients N      connections served at once; more are refused (default: 10000)
+      --max-pending BYTES  answers buffered for a client before its reading
+                           pauses (default: 1048576)
+  -h, --help               show this help and exit
+      --version            show the version and exit
+
+Signals: SIGTERM or SIGINT stop gracefully, SIGHUP reloads the data file,
+SIGUSR2 logs the counters. Do not send SIGUSR1: Deno opens a debugger on it.`;
+
+/** The parsed command line. */
+export interface Flags {
+  /** `-h`: print help and exit. */
+  help: boolean;
+  /** `--version`: print the version and exit. */
+  version: boolean;
+  /** `-d`: the data file. */
+  data: string;
+  /** `-i`: the address to listen on. */
+  ip: string;
+  /** `-p`: the port, 0 to 65535. */
+  port: number;
+  /** `-l`: log file, or undefined for the console. */
+  log: string | undefined;
+  /** `-v`: debug logging. */
+  verbose: boolean;
+  /** `--timeout`, in milliseconds. */
+  timeout: number;
+  /** `--max-line`, in bytes. */
+  maxLine: number;
+  /** `--max-clients`. */
+  maxClients: number;
+  /** `--max-pending`, in bytes. */
+  maxPending: number;
+}
+
+/** A bad command line: unknown option, missing or invalid value. Exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  data: { type: "string", short: "d" },
+  ip: { type: "string", short: "i" },
+  port: { type: "string", short: "p" },
+  log: { type: "string", short: "l" },
+  verbose: { type: "boolean", short: "v" },
+  timeout: { type: "string" },
+  "max-line": { type: "string" },
+  "max-clients": { type: "string" },
+  "max-pending": { type: "string" },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+/**
+ * Parses command-line arguments; throws a {@linkcode UsageError} for anything
+ * it does not understand.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./flags.ts";
+ * const flags = parseFlags(["-p", "5060", "--data", "/var/lib/sipdir/regs"]);
+ * console.log(flags.port, flags.data, flags.timeout); // 5060 "/var/lib/sipdir/regs" 10000
+ * ```
+ */
+export function parseFlags(args: readonly string[]): Flags {
+  // Non-strict parsing yields tokens, so that every error gets our wording.
+  const { tokens } = parseArgs({
+    args: [...args],
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const given: Partial<Record<OptionName, string | true>> = {};
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      throw new UsageError(`Unexpected argument "${token.value}"`);
+    }
+    if (token.kind !== "option") continue;
+    if (!Object.hasOwn(OPTIONS, token.name)) {
+      throw new UsageError(`Unknown option "${token.rawName}"`);
+    }
+    const name = token.name as OptionName;
+    if (OPTIONS[name].type === "boolean") {
+      if (token.value !== undefined) {
+        throw new UsageError(`Option "${token.rawName}" takes no value`);
+      }
+      given[name] = true;
+    } else {
+      const value = token.value;
+      // As with argparse, "-d -v" is a missing value, not a file named "-v".
+      if (value === undefined || (!token.inlineValue && value.startsWith("-") && value !== "-")) {
+        throw new UsageError(`Option "${token.rawName}" needs a value`);
+      }
+      given[name] = value;
+    }
+  }
+  const text = (name: OptionName, fallback: string): string => {
+    const value = given[name];
+    if (value === "") throw new UsageError(`Option "--${name}" needs a non-empty value`);
+    return typeof value === "string" ? value : fallback;
+  };
+  return {
+    help: given.help === true,
+    version: given.version === true,
+    data: text("data", "data/regs"),
+    ip: text("ip", "127.0.0.1"),
+    port: integer("port", text("port", "1234"), 0, 65535),
+    log: given.log === undefined ? undefined : text("log", ""),
+    verbose: given.verbose === true,
+    timeout: seconds("timeout", text("timeout", "10")),
+    maxLine: integer("max-line", text("max-line", "1024"), 1, 1 << 30),
+    maxClients: integer("max-clients", text("max-clients", "10000"), 1, 1 << 30),
+    maxPending: integer("max-pending", text("max-pending", "1048576"), 1, 1 << 30),
+  };
+}
+
+function integer(name: string, value: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new UsageError(
+      `Invalid value "${value}" for "--${name}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+function seconds(name: string, value: string): number {
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  // At least a millisecond; at most a day, which setInterval handles well.
+  if (!(n >= 0.001 && n <= 86_400)) {
+    throw new UsageError(
+      `Invalid value "${value}" for "--${name}": expected seconds from 0.001 to 86400`,
+    );
+  }
+  return Math.round(n * 1000);
+}

@@ -1,0 +1,280 @@
+/**
+ * Loading a registration dump (JSON Lines) into a {@linkcode Directory}.
+ *
+ * The file is read straight into a few large chunks that become the answer
+ * store: each accepted line is validated on its bytes, compacted in place if
+ * it has insignificant white space, and its final `\n` is made part of it, so
+ * that every answer is ready to be copied to a socket as is.
+ *
+ * @module
+ */
+
+import { type Directory, DirectoryBuilder } from "./directory.ts";
+import { compactInPlace, RecordScanner } from "./record.ts";
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Chunk size: large enough that few are needed, small enough to allocate easily. */
+const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
+/** Bytes read between two rounds of parsing, so that a reload shares the event loop. */
+const READ_STEP = 4 * 1024 * 1024;
+
+/**
+ * The data file is missing, unreadable, or holds a line that is not a
+ * registration. `line` is 1-based, or 0 when the problem is the file itself.
+ */
+export class DataError extends Error {
+  override name = "DataError";
+  /** The data file, as given. */
+  readonly path: string;
+  /** The 1-based line at fault, or 0 for the whole file. */
+  readonly line: number;
+  /** What is wrong, without the location. */
+  readonly reason: string;
+
+  constructor(path: string, line: number, reason: string) {
+    super(line > 0 ? `${path}:${line}: ${reason}` : `${path}: ${reason}`);
+    this.path = path;
+    this.line = line;
+    this.reason = reason;
+  }
+}
+
+/** What a load found. */
+export interface LoadReport {
+  /** Distinct AORs in the directory. */
+  entries: number;
+  /** Lines whose AOR an earlier line already had (the later line won). */
+  duplicates: number;
+  /** Lines read, blank ones included. */
+  lines: number;
+  /** Bytes read. */
+  bytes: number;
+  /** Wall-clock milliseconds from open to ready. */
+  ms: number;
+}
+
+/** A loaded directory and what it took. */
+export interface LoadResult {
+  /** The directory, ready to serve. */
+  directory: Directory;
+  /** Counts and timing of the load. */
+  report: LoadReport;
+}
+
+/** Options of {@linkcode loadDirectory}. */
+export interface LoadOptions {
+  /** Path of the JSON Lines dump. */
+  path: string;
+  /** Bytes per storage chunk (tests make it tiny to cross chunk edges). */
+  chunkSize?: number;
+  /** Called after each block read with the bytes done and the file size. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Loads a registration dump. Rejects with a {@linkcode DataError} naming the
+ * file and line when anything is wrong; a partial directory is never returned.
+ *
+ * @example
+ * ```ts
+ * import { loadDirectory } from "./load.ts";
+ * const { directory, report } = await loadDirectory({ path: "data/regs" });
+ * console.log(report.entries, directory.get("0142e2fa3543cb32bf000100620002"));
+ * ```
+ */
+export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
+  const { path } = options;
+  const chunkSize = Math.max(options.chunkSize ?? DEFAULT_CHUNK_SIZE, 16);
+  const started = performance.now();
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    throw new DataError(path, 0, `cannot open: ${describeFsError(error)}`);
+  }
+  try {
+    let total = 0;
+    try {
+      const info = await file.stat();
+      if (info.isDirectory) throw new DataError(path, 0, "is a directory");
+      total = info.size;
+    } catch (error) {
+      if (error instanceof DataError) throw error;
+      throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`);
+    }
+    const loader = new LineLoader(path, Math.max(1024, total / 700));
+    let done = 0;
+    // Each chunk keeps one spare byte, for the `\n` of a last line that has none.
+    let chunk = new Uint8Array(Math.min(chunkSize, total + 1) + 1);
+    let index = loader.builder.addChunk(chunk);
+    let fill = 0;
+    let parsed = 0;
+    const read = (from: number): Promise<number | null> =>
+      file.read(chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1))).catch(
+        (error) => {
+          throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`);
+        },
+      );
+    // The next block is read while the last one is parsed: reads run on
+    // another thread.
+    let reading: Promise<number | null> | undefined = read(0);
+    try {
+      for (;;) {
+        const n = await reading;
+        reading = undefined;
+        if (n === null) {
+          loader.feed(chunk, index, parsed, fill, true);
+          break;
+        }
+        fill += n;
+        done += n;
+        if (fill < chunk.length - 1) reading = read(fill);
+        parsed = loader.feed(chunk, index, parsed, fill, false);
+        options.onProgress?.(done, Math.max(total, done));
+        if (reading) continue;
+        const carry = fill - parsed;
+        const remaining = total > done ? total - done : READ_STEP;
+        const next = new Uint8Array(
+          Math.max(Math.min(chunkSize, carry + remaining), carry * 2) + 1,
+        );
+        next.set(chunk.subarray(parsed, fill));
+        if (parsed === 0) {
+          // One line fills the chunk: nothing points into it yet, so grow it.
+          loader.builder.replaceChunk(index, next);
+        } else {
+          index = loader.builder.addChunk(next);
+        }
+        chunk = next;
+        fill = carry;
+        parsed = 0;
+        reading = read(fill);
+      }
+    } finally {
+      // A bad line can stop the loop with a read in flight; let it settle
+      // before the file is closed under it.
+      await reading?.catch(() => {});
+    }
+    const directory = loader.builder.finish();
+    return {
+      directory,
+      report: {
+        entries: directory.size,
+        duplicates: loader.duplicates,
+        lines: loader.line,
+        bytes: done,
+        ms: performance.now() - started,
+      },
+    };
+  } finally {
+    file.close();
+  }
+}
+
+function describeFsError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.NotCapable) return "not allowed by Deno's permissions";
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Turns the complete lines of chunks into directory entries. */
+class LineLoader {
+  readonly builder: DirectoryBuilder;
+  readonly #scanner = new RecordScanner();
+  readonly #path: string;
+  /** Decoded keys of AORs written with escapes live in side chunks. */
+  #keys = new Uint8Array(0);
+  #keysIndex = -1;
+  #keysFill = 0;
+  line = 0;
+  duplicates = 0;
+
+  constructor(path: string, expected: number) {
+    this.#path = path;
+    this.builder = new DirectoryBuilder(expected);
+  }
+
+  /**
+   * Loads the complete lines of `chunk[start, end)` (and at EOF the last one,
+   * even without `\n`); returns the offset of the first byte not consumed.
+   */
+  feed(chunk: Uint8Array, index: number, start: number, end: number, eof: boolean): number {
+    // The partial line at the end waits for the next block; searching from
+    // the back finds where it starts without scanning it twice.
+    const limit = eof ? end : chunk.subarray(start, end).lastIndexOf(LF) + start + 1;
+    let pos = start;
+    while (pos < limit) {
+      this.line++;
+      pos = this.#loadLine(chunk, index, pos, end) + 1;
+    }
+    return Math.min(pos, end);
+  }
+
+  /** Loads the line at `start`; returns the offset of its `\n` (or `end`). */
+  #loadLine(chunk: Uint8Array, index: number, start: number, end: number): number {
+    if (chunk[start] !== 0x7b) {
+      let i = start;
+      while (i < end && (chunk[i] === 0x20 || chunk[i] === 0x09 || chunk[i] === CR)) i++;
+      if (i === end || chunk[i] === LF) return i;
+    }
+    const scanner = this.#scanner;
+    if (!scanner.scan(chunk, start, end)) this.#fail(scanner.error);
+    const lineEnd = scanner.lineEnd;
+    let answerEnd = scanner.contentEnd;
+    if (!scanner.compact) {
+      answerEnd = compactInPlace(chunk, start, answerEnd);
+      scanner.scan(chunk, start, answerEnd);
+    }
+    // The answer is the line and a `\n`: over the CR or LF, or in the spare byte.
+    chunk[answerEnd] = LF;
+    let keyIndex = index;
+    let keyOff = scanner.aorStart;
+    let keyLen = scanner.aorEnd - scanner.aorStart;
+    if (scanner.aorEscaped) {
+      const text = new TextDecoder().decode(chunk.subarray(keyOff - 1, scanner.aorEnd + 1));
+      const key = new TextEncoder().encode(JSON.parse(text) as string);
+      keyIndex = this.#storeKey(key);
+      keyOff = this.#keysFill - key.length;
+      keyLen = key.length;
+      this.#checkKey(this.#keys, keyOff, keyOff + keyLen);
+    } else {
+      this.#checkKey(chunk, keyOff, keyOff + keyLen);
+    }
+    if (this.builder.add(keyIndex, keyOff, keyLen, index, start, answerEnd + 1 - start)) {
+      this.duplicates++;
+    }
+    return lineEnd;
+  }
+
+  /** Rejects AORs that no request line could carry. */
+  #checkKey(buf: Uint8Array, start: number, end: number): void {
+    if (start === end) this.#fail(`"addressOfRecord" is empty`);
+    const first = buf[start];
+    const last = buf[end - 1];
+    if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) {
+      this.#fail(`"addressOfRecord" starts or ends with white space, which requests cannot carry`);
+    }
+    for (let i = start; i < end; i++) {
+      if (buf[i] === LF || buf[i] === CR) {
+        this.#fail(`"addressOfRecord" contains a line break, which requests cannot carry`);
+      }
+    }
+  }
+
+  #storeKey(key: Uint8Array): number {
+    if (this.#keysFill + key.length > this.#keys.length) {
+      this.#keys = new Uint8Array(Math.max(64 * 1024, key.length));
+      this.#keysIndex = this.builder.addChunk(this.#keys);
+      this.#keysFill = 0;
+    }
+    this.#keys.set(key, this.#keysFill);
+    this.#keysFill += key.length;
+    return this.#keysIndex;
+  }
+
+  #fail(reason: string): never {
+    throw new DataError(this.#path, this.line, reason);
+  }
+}
