@@ -27,6 +27,8 @@ export class Counters {
   hits = 0;
   /** Lookups answered with an empty line. */
   misses = 0;
+  /** Socket writes of answers: far fewer than lookups when clients pipeline. */
+  writes = 0;
   /** Successful data reloads. */
   reloads = 0;
   /** Reloads that kept the old data because the new file was bad. */

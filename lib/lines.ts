@@ -55,7 +55,10 @@ export class LineFramer {
     while (lf < limit && buf[lf] !== LF) lf++;
     if (lf === limit) {
       // One more byte than the limit may still be the CR of a CRLF.
-      return limit - pos > this.maxLine + 1 ? LINE_TOO_LONG : NO_LINE;
+      const pending = limit - pos;
+      const over = pending > this.maxLine + 1 ||
+        (pending === this.maxLine + 1 && buf[limit - 1] !== CR);
+      return over ? LINE_TOO_LONG : NO_LINE;
     }
     this.#frame(buf, pos, lf);
     return this.end === LINE_TOO_LONG ? LINE_TOO_LONG : lf + 1;

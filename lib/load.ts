@@ -214,6 +214,12 @@ class LineLoader {
 
   /** Loads the line at `start`; returns the offset of its `\n` (or `end`). */
   #loadLine(chunk: Uint8Array, index: number, start: number, end: number): number {
+    if (
+      this.line === 1 && chunk[start] === 0xef && chunk[start + 1] === 0xbb &&
+      chunk[start + 2] === 0xbf
+    ) {
+      start += 3; // A UTF-8 byte order mark, as some editors write.
+    }
     if (chunk[start] !== 0x7b) {
       let i = start;
       while (i < end && (chunk[i] === 0x20 || chunk[i] === 0x09 || chunk[i] === CR)) i++;

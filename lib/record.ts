@@ -76,6 +76,8 @@ export class RecordScanner implements ScannedRecord {
   #stringEscaped = false;
   /** What the last top-level `addressOfRecord` held, when not a string. */
   #aorKind = "";
+  /** What the line holds: "an object" when all is well. */
+  #topKind = "";
 
   /**
    * Scans the line that starts at `start` and ends at the first `\n` before
@@ -98,10 +100,8 @@ export class RecordScanner implements ScannedRecord {
 
     let i = this.#ws(start);
     if (i >= end || buf[i] === LF) return this.#fail("empty line");
-    if (buf[i] !== OPEN_BRACE) {
-      const kind = describeValueStart(buf[i]);
-      return kind === "" ? this.#unexpected(i) : this.#fail(`not a JSON object: found ${kind}`);
-    }
+    // Any JSON value is scanned, so that "not JSON" and "not an object" differ.
+    this.#topKind = describeValueStart(buf[i]);
 
     let depth = 0;
     let stack = this.#stack;
@@ -338,6 +338,9 @@ export class RecordScanner implements ScannedRecord {
     this.lineEnd = j;
     // A CR just before the line's end belongs to a CRLF, not to the JSON.
     if (j - i > 1 || (j - i === 1 && buf[i] !== CR)) this.compact = false;
+    if (this.#topKind !== "an object") {
+      return this.#fail(`not a JSON object: found ${this.#topKind}`);
+    }
     if (this.#aorKind !== "") {
       return this.#fail(`"addressOfRecord" must be a string, found ${this.#aorKind}`);
     }

@@ -253,10 +253,14 @@ export class Server {
             let off = 0;
             while (off < end) {
               off += await conn.write(off === 0 ? out.subarray(0, end) : out.subarray(off, end));
+              this.counters.writes++;
               client.lastActive = this.#now;
             }
             client.writing = false;
             client.outLen = 0;
+            // Idle connections should not hold output buffers.
+            this.#giveBack(out);
+            client.out = null;
           }
           if (client.verdict !== MORE) break;
         }

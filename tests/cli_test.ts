@@ -1,0 +1,175 @@
+/**
+ * The program as a process, started with exactly the permissions that
+ * `deno task compile` bakes into the binary.
+ */
+
+import { assertEquals, assertOk } from "./assert.ts";
+import { EXAMPLE_RECORD } from "../bench/gen_regs.ts";
+import { USAGE } from "../lib/flags.ts";
+import {
+  LineClient,
+  permissionFlags,
+  record,
+  runSipdir,
+  SipdirProcess,
+  tempFile,
+} from "./helpers.ts";
+
+const EXAMPLE_AOR = "0142e2fa3543cb32bf000100620002";
+const DATA = new URL("../data/regs", import.meta.url).pathname;
+
+Deno.test("cli: start and compile tasks grant the same, narrow permissions", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const compile = permissionFlags(config.tasks.compile);
+  assertEquals(permissionFlags(config.tasks.start), compile);
+  assertOk(compile.length > 0);
+  for (const flag of compile) assertOk(!/^--allow-all|^-A$/.test(flag), flag);
+  assertOk(!/\s-A\s|--allow-all/.test(config.tasks.compile));
+});
+
+Deno.test("cli: --help lists every flag and exits 0", async () => {
+  const { code, stdout } = await runSipdir(["--help"]);
+  assertEquals(code, 0);
+  for (
+    const flag of [
+      "--data",
+      "--ip",
+      "--log",
+      "--port",
+      "--verbose",
+      "--timeout",
+      "--max-line",
+      "--max-clients",
+      "--max-pending",
+      "--help",
+      "--version",
+    ]
+  ) {
+    assertOk(stdout.includes(flag), flag);
+  }
+  assertEquals((await runSipdir(["-h"])).stdout, stdout);
+});
+
+Deno.test("cli: --version", async () => {
+  const { code, stdout } = await runSipdir(["--version"]);
+  assertEquals(code, 0);
+  assertOk(/^sipdir \d+\.\d+\.\d+\n$/.test(stdout), stdout);
+});
+
+Deno.test("cli: a bad flag prints the error and the usage line, exit 2", async () => {
+  const { code, stderr, stdout } = await runSipdir(["--bogus"]);
+  assertEquals(code, 2);
+  assertEquals(stderr, `sipdir: Unknown option "--bogus"\n${USAGE}\n`);
+  assertEquals(stdout, "");
+  const port = await runSipdir(["-p", "99999"]);
+  assertEquals(port.code, 2);
+  assertOk(port.stderr.startsWith('sipdir: Invalid value "99999" for "--port"'), port.stderr);
+});
+
+Deno.test("cli: a bad data line stops start-up with file and line, exit 1, no stack trace", async () => {
+  const path = await tempFile(`${record("a")}\n\n{"addressOfRecord": "b",}\n`);
+  try {
+    const { code, stderr } = await runSipdir(["--data", path, "--port", "0"]);
+    assertEquals(code, 1);
+    assertOk(stderr.includes(`${path}:3: invalid JSON: unexpected '}' at column 25`), stderr);
+    assertOk(!stderr.includes("    at "), stderr);
+    assertEquals(stderr.trimEnd().split("\n").length, 1, stderr);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("cli: a missing data file is named, exit 1", async () => {
+  const { code, stderr } = await runSipdir(["-d", "/nonexistent/regs", "-p", "0"]);
+  assertEquals(code, 1);
+  assertOk(stderr.includes("/nonexistent/regs: cannot open: no such file"), stderr);
+});
+
+Deno.test("cli: an address in use is an error, exit 1", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const { code, stderr } = await runSipdir(["-d", DATA, "-p", String(busy.addr.port)]);
+    assertEquals(code, 1);
+    assertOk(stderr.includes(`cannot listen on 127.0.0.1:${busy.addr.port}`), stderr);
+  } finally {
+    busy.close();
+  }
+});
+
+Deno.test("cli: serves the bundled data; SIGTERM stops it with status 0", async () => {
+  const sipdir = await SipdirProcess.start(["-d", DATA, "-p", "0"]);
+  try {
+    const port = await sipdir.port();
+    assertOk(
+      /loaded \d+ entries \(\d+ duplicates\) from .*regs: \d+ bytes in \d+ ms/.test(sipdir.stderr),
+      sipdir.stderr,
+    );
+    const client = await LineClient.connect(port);
+    await client.send(`${EXAMPLE_AOR}\nnot-there\n`);
+    assertEquals(await client.lines(2), [EXAMPLE_RECORD, ""]);
+    client.close();
+  } finally {
+    sipdir.kill("SIGTERM");
+  }
+  const { code, stderr } = await sipdir.exit();
+  assertEquals(code, 0, stderr);
+  assertOk(stderr.includes("stopped"), stderr);
+});
+
+Deno.test("cli: an empty data file starts with a warning", async () => {
+  const path = await tempFile("");
+  const sipdir = await SipdirProcess.start(["-d", path, "-p", "0"]);
+  try {
+    const port = await sipdir.port();
+    assertOk(/WARNING .* has no registrations/.test(sipdir.stderr), sipdir.stderr);
+    const client = await LineClient.connect(port);
+    await client.send(`${EXAMPLE_AOR}\n`);
+    assertEquals(await client.line(), "");
+    client.close();
+  } finally {
+    sipdir.kill("SIGINT");
+    assertEquals((await sipdir.exit()).code, 0);
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("cli: --log with -v writes connections and requests to the file", async () => {
+  const log = await Deno.makeTempFile();
+  const sipdir = await SipdirProcess.start(["-d", DATA, "-p", "0", "-v", "-l", log]);
+  try {
+    // The log goes to the file, so the port is found by connecting after
+    // the file says where it listens.
+    let port = 0;
+    for (let i = 0; i < 200 && port === 0; i++) {
+      const match = (await Deno.readTextFile(log)).match(/listening on \S+:(\d+)/);
+      if (match) port = Number(match[1]);
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assertOk(port > 0, "no 'listening on' in the log file");
+    const client = await LineClient.connect(port);
+    await client.send(`${EXAMPLE_AOR}\nunknown-aor\n`);
+    assertEquals(await client.lines(2), [EXAMPLE_RECORD, ""]);
+    client.close();
+  } finally {
+    sipdir.kill("SIGTERM");
+  }
+  const { code, stderr } = await sipdir.exit();
+  assertEquals(code, 0);
+  assertEquals(stderr, "");
+  const text = await Deno.readTextFile(log);
+  await Deno.remove(log);
+  const lines = text.trimEnd().split("\n");
+  for (const line of lines) {
+    assertOk(/^(DEBUG|INFO|WARNING|ERROR|FATAL) \S+Z \S+ sipdir\[\d+\]: /.test(line), line);
+  }
+  assertOk(lines.some((line) => /DEBUG .*: 127\.0\.0\.1:\d+ connected$/.test(line)), text);
+  assertOk(
+    lines.some((line) =>
+      line.endsWith(`127.0.0.1:${line.match(/127\.0\.0\.1:(\d+)/)?.[1]} ${EXAMPLE_AOR} hit`)
+    ),
+    text,
+  );
+  assertOk(lines.some((line) => / unknown-aor miss$/.test(line)), text);
+  assertOk(lines.some((line) => / disconnected \(/.test(line)), text);
+  assertOk(lines.some((line) => /INFO .*counters: accepted=1 /.test(line)), text);
+});
