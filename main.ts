@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Flags, HELP, parseFlags, USAGE, UsageError, VERSION } from "./lib/flags.ts";
 import { DataError, loadDirectory } from "./lib/load.ts";
 import { closeLogging, setupLogging } from "./lib/log.ts";
+import { collectGarbage } from "./lib/memory.ts";
 import { progressLine } from "./lib/progress.ts";
 import { Reloader } from "./lib/reload.ts";
 import { serve } from "./lib/server.ts";
@@ -77,6 +78,7 @@ async function run(flags: Flags): Promise<number> {
     progress?.clear();
   }
   const { directory, report } = loaded;
+  collectGarbage();
   logger.info(
     "loaded {entries} entries ({duplicates} duplicates) from {path}: {bytes} bytes in {ms} ms",
     { ...report, path: flags.data, ms: Math.round(report.ms) },

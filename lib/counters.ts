@@ -29,6 +29,10 @@ export class Counters {
   misses = 0;
   /** Socket writes of answers: far fewer than lookups when clients pipeline. */
   writes = 0;
+  /** Bytes of requests read. */
+  bytesIn = 0;
+  /** Bytes of answers written. */
+  bytesOut = 0;
   /** Successful data reloads. */
   reloads = 0;
   /** Reloads that kept the old data because the new file was bad. */

@@ -6,6 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { DataError, loadDirectory } from "./load.ts";
+import { collectGarbage } from "./memory.ts";
 import type { Server } from "./server.ts";
 
 const logger = getLogger(["sipdir", "reload"]);
@@ -63,6 +64,8 @@ export class Reloader {
     try {
       const { directory, report } = await loadDirectory({ path: this.#path });
       this.#server.directory = directory;
+      // The previous directory is garbage now: give its memory back.
+      collectGarbage();
       counters.reloads++;
       logger.info(
         "reloaded {path}: {entries} entries ({duplicates} duplicates), {bytes} bytes in {ms} ms",

@@ -114,15 +114,20 @@ export class Server {
   readonly #pool: Uint8Array[] = [];
   readonly #decoder = new TextDecoder();
   #resolveFinished!: () => void;
+  /**
+   * A clock updated by the sweep, not per request: activity is stamped with
+   * it, so stamps lag real time by up to one sweep period.
+   */
   #now = performance.now();
+  readonly #period: number;
   #sweeper: ReturnType<typeof setInterval>;
   #acceptDone = false;
   #closing = false;
   #drainStart = 0;
   #drainDeadline = 0;
   #wakeAccept: (() => void) | undefined;
-  #rejectedSinceWarning = 0;
-  #lastRejectWarning = -Infinity;
+  readonly #rejectWarnings = new Throttle(10_000);
+  readonly #acceptWarnings = new Throttle(10_000);
 
   /** @internal Use {@linkcode serve}. */
   constructor(options: ServeOptions) {
@@ -140,8 +145,8 @@ export class Server {
     this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
     this.addr = this.#listener.addr;
     // Timeouts are checked to within a twentieth of their length.
-    const period = Math.min(500, Math.max(5, Math.floor(this.#idleTimeout / 20)));
-    this.#sweeper = setInterval(() => this.#sweep(), period);
+    this.#period = Math.min(500, Math.max(5, Math.floor(this.#idleTimeout / 20)));
+    this.#sweeper = setInterval(() => this.#sweep(), this.#period);
     this.#acceptLoop();
   }
 
@@ -182,10 +187,13 @@ export class Server {
         if (isOutOfResources(error)) {
           // The pending connection stays queued; retrying at once would spin.
           backoff = Math.min(Math.max(backoff * 2, 10), 250);
-          logger.warn("accept failed, retrying in {backoff} ms: {error}", {
-            backoff,
-            error: describe(error),
-          });
+          const count = this.#acceptWarnings.hit();
+          if (count > 0) {
+            logger.warn("accept failed {count} time(s), backing off: {error}", {
+              count,
+              error: describe(error),
+            });
+          }
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, backoff);
             this.#wakeAccept = () => {
@@ -216,16 +224,13 @@ export class Server {
 
   #reject(conn: Deno.TcpConn): void {
     this.counters.rejected++;
-    this.#rejectedSinceWarning++;
     conn.close();
-    const now = performance.now();
-    if (now - this.#lastRejectWarning >= 10_000) {
+    const count = this.#rejectWarnings.hit();
+    if (count > 0) {
       logger.warn("{count} connection(s) refused: {max} clients are connected (--max-clients)", {
-        count: this.#rejectedSinceWarning,
+        count,
         max: this.#maxClients,
       });
-      this.#lastRejectWarning = now;
-      this.#rejectedSinceWarning = 0;
     }
   }
 
@@ -242,7 +247,10 @@ export class Server {
         const n = await conn.read(len === 0 ? buf : buf.subarray(len));
         client.reads++;
         const eof = n === null;
-        if (n !== null) len += n;
+        if (n !== null) {
+          len += n;
+          this.counters.bytesIn += n;
+        }
         let pos = 0;
         for (;;) {
           pos = this.#answer(client, buf, pos, len, eof, verbose);
@@ -252,8 +260,10 @@ export class Server {
             client.writing = true;
             let off = 0;
             while (off < end) {
-              off += await conn.write(off === 0 ? out.subarray(0, end) : out.subarray(off, end));
+              const n = await conn.write(off === 0 ? out.subarray(0, end) : out.subarray(off, end));
+              off += n;
               this.counters.writes++;
+              this.counters.bytesOut += n;
               client.lastActive = this.#now;
             }
             client.writing = false;
@@ -400,7 +410,8 @@ export class Server {
       }
       return;
     }
-    const limit = now - this.#idleTimeout;
+    // One period more, because stamps lag: never close before the timeout.
+    const limit = now - this.#idleTimeout - this.#period;
     for (const client of this.#clients) {
       if (client.lastActive < limit && !client.closed) {
         this.counters.idleClosed++;
@@ -425,6 +436,28 @@ export class Server {
       clearInterval(this.#sweeper);
       this.#resolveFinished();
     }
+  }
+}
+
+/** Lets a recurring warning through at once, then at most once per interval with a count. */
+class Throttle {
+  readonly #interval: number;
+  #last = -Infinity;
+  #count = 0;
+
+  constructor(interval: number) {
+    this.#interval = interval;
+  }
+
+  /** Counts an occurrence; returns how many to report now, or 0 to stay quiet. */
+  hit(): number {
+    this.#count++;
+    const now = performance.now();
+    if (now - this.#last < this.#interval) return 0;
+    this.#last = now;
+    const count = this.#count;
+    this.#count = 0;
+    return count;
   }
 }
 

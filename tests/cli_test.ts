@@ -6,22 +6,15 @@
 import { assertEquals, assertOk } from "./assert.ts";
 import { EXAMPLE_RECORD } from "../bench/gen_regs.ts";
 import { USAGE } from "../lib/flags.ts";
-import {
-  LineClient,
-  permissionFlags,
-  record,
-  runSipdir,
-  SipdirProcess,
-  tempFile,
-} from "./helpers.ts";
+import { LineClient, record, runSipdir, runtimeFlags, SipdirProcess, tempFile } from "./helpers.ts";
 
 const EXAMPLE_AOR = "0142e2fa3543cb32bf000100620002";
 const DATA = new URL("../data/regs", import.meta.url).pathname;
 
-Deno.test("cli: start and compile tasks grant the same, narrow permissions", async () => {
+Deno.test("cli: start and compile tasks use the same flags and narrow permissions", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const compile = permissionFlags(config.tasks.compile);
-  assertEquals(permissionFlags(config.tasks.start), compile);
+  const compile = runtimeFlags(config.tasks.compile);
+  assertEquals(runtimeFlags(config.tasks.start), compile);
   assertOk(compile.length > 0);
   for (const flag of compile) assertOk(!/^--allow-all|^-A$/.test(flag), flag);
   assertOk(!/\s-A\s|--allow-all/.test(config.tasks.compile));
@@ -137,16 +130,7 @@ Deno.test("cli: --log with -v writes connections and requests to the file", asyn
   const log = await Deno.makeTempFile();
   const sipdir = await SipdirProcess.start(["-d", DATA, "-p", "0", "-v", "-l", log]);
   try {
-    // The log goes to the file, so the port is found by connecting after
-    // the file says where it listens.
-    let port = 0;
-    for (let i = 0; i < 200 && port === 0; i++) {
-      const match = (await Deno.readTextFile(log)).match(/listening on \S+:(\d+)/);
-      if (match) port = Number(match[1]);
-      else await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assertOk(port > 0, "no 'listening on' in the log file");
-    const client = await LineClient.connect(port);
+    const client = await LineClient.connect(await sipdir.port());
     await client.send(`${EXAMPLE_AOR}\nunknown-aor\n`);
     assertEquals(await client.lines(2), [EXAMPLE_RECORD, ""]);
     client.close();

@@ -129,26 +129,29 @@ export class LineClient {
   }
 }
 
-/** The permission flags that `deno task compile` bakes into the binary. */
-export async function compilePermissions(): Promise<string[]> {
+/** The runtime flags (permissions, V8 flags) that `deno task compile` bakes into the binary. */
+export async function compileFlags(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  return permissionFlags(config.tasks.compile);
+  return runtimeFlags(config.tasks.compile);
 }
 
-/** The `--allow-*` and `--deny-*` flags of a deno command line. */
-export function permissionFlags(command: string): string[] {
-  return command.split(/\s+/).filter((arg) => /^--(allow|deny)-/.test(arg));
+/** The `--allow-*`, `--deny-*` and `--v8-flags` flags of a deno command line. */
+export function runtimeFlags(command: string): string[] {
+  return command.split(/\s+/).filter((arg) => /^--(allow-|deny-|v8-flags=)/.test(arg));
 }
 
 /** A sipdir process started like the compiled binary would run. */
 export class SipdirProcess {
   readonly child: Deno.ChildProcess;
   readonly #stderr: ReadableStreamDefaultReader<string>;
+  /** The `--log` file, when one was given. */
+  readonly #logFile: string | undefined;
   /** Everything it wrote to stderr so far. */
   stderr = "";
 
-  constructor(child: Deno.ChildProcess) {
+  constructor(child: Deno.ChildProcess, logFile?: string) {
     this.child = child;
+    this.#logFile = logFile;
     this.#stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   }
 
@@ -157,7 +160,7 @@ export class SipdirProcess {
    * `shell` wraps the command, e.g. to set `ulimit`.
    */
   static async start(args: string[], options: { shell?: string } = {}): Promise<SipdirProcess> {
-    const deno = [Deno.execPath(), "run", ...await compilePermissions(), mainPath(), ...args];
+    const deno = [Deno.execPath(), "run", ...await compileFlags(), mainPath(), ...args];
     const command = options.shell === undefined
       ? new Deno.Command(deno[0], { args: deno.slice(1), stdout: "piped", stderr: "piped" })
       : new Deno.Command("sh", {
@@ -165,14 +168,18 @@ export class SipdirProcess {
         stdout: "piped",
         stderr: "piped",
       });
-    return new SipdirProcess(command.spawn());
+    const log = args.findIndex((arg) => arg === "-l" || arg === "--log");
+    return new SipdirProcess(command.spawn(), log >= 0 ? args[log + 1] : undefined);
   }
 
-  /** Reads stderr until `pattern` matches it; returns the match. */
-  async waitFor(pattern: RegExp, timeout = 20_000): Promise<RegExpMatchArray> {
+  /**
+   * Reads stderr until `pattern` matches it (in what came after offset
+   * `from`); returns the match.
+   */
+  async waitFor(pattern: RegExp, timeout = 20_000, from = 0): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeout;
     for (;;) {
-      const match = this.stderr.match(pattern);
+      const match = this.stderr.slice(from).match(pattern);
       if (match) return match;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no ${pattern} in stderr:\n${this.stderr}`);
@@ -188,10 +195,43 @@ export class SipdirProcess {
     }
   }
 
-  /** Waits for the "listening on" log line; returns the port. */
+  /** The process's counters, as logged on SIGUSR2. */
+  async counters(): Promise<Record<string, number>> {
+    const from = this.stderr.length;
+    this.kill("SIGUSR2");
+    const match = await this.waitFor(/counters: (.*)\n/, 20_000, from);
+    return Object.fromEntries(
+      match[1].split(" ").map((pair) => {
+        const [name, value] = pair.split("=");
+        return [name, Number(value)];
+      }),
+    );
+  }
+
+  /** Resident memory in bytes. */
+  async rss(): Promise<number> {
+    const status = await Deno.readTextFile(`/proc/${this.child.pid}/status`);
+    return Number(status.match(/VmRSS:\s+(\d+)/)![1]) * 1024;
+  }
+
+  /** Open file descriptors. */
+  async openFiles(): Promise<number> {
+    let n = 0;
+    for await (const _ of Deno.readDir(`/proc/${this.child.pid}/fd`)) n++;
+    return n;
+  }
+
+  /** Waits for the "listening on" log line (on stderr or in the log file); returns the port. */
   async port(): Promise<number> {
-    const match = await this.waitFor(/listening on \S+:(\d+)/);
-    return Number(match[1]);
+    const pattern = /listening on \S+:(\d+)/;
+    if (this.#logFile === undefined) return Number((await this.waitFor(pattern))[1]);
+    // The file sink flushes within a second; the program itself gives no other sign.
+    for (let i = 0; i < 400; i++) {
+      const match = (await Deno.readTextFile(this.#logFile)).match(pattern);
+      if (match) return Number(match[1]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no ${pattern} in ${this.#logFile}`);
   }
 
   /** Reads the rest of stderr and waits for the exit. */
@@ -225,7 +265,7 @@ export async function runSipdir(
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await compilePermissions(), mainPath(), ...args],
+    args: ["run", ...await compileFlags(), mainPath(), ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

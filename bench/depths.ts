@@ -1,0 +1,211 @@
+/**
+ * sipdir against Redis by pipeline depth, same data, same client, alternating
+ * rounds in one run; writes the results as JSON and as the README's chart.
+ *
+ * ```sh
+ * deno run -A bench/depths.ts [--entries 100000] [--depths 1,2,4,8,16,32,64]
+ *   [--duration 3] [--rounds 2] [--lineload PATH] [--out bench/depths]
+ * ```
+ *
+ * Needs `redis-server` (Debian: `apt-get install redis-server`). The client
+ * is `bench/load_client.ts` unless `--lineload` names a compiled C load
+ * generator speaking the same `-k -p -m -c -P -d` options (a TypeScript
+ * client tops out well below either server at high depths, so the chart in
+ * the README was made with the C one).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { renderDepthChart } from "./chart.ts";
+import { writeRegistrations } from "./gen_regs.ts";
+import { runLoad } from "./load_client.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    entries: { type: "string", default: "100000" },
+    depths: { type: "string", default: "1,2,4,8,16,32,64" },
+    duration: { type: "string", default: "3" },
+    rounds: { type: "string", default: "2" },
+    connections: { type: "string", default: "32" },
+    lineload: { type: "string" },
+    out: { type: "string", default: "bench/depths" },
+  },
+});
+const entries = Number(values.entries);
+const depths = values.depths!.split(",").map(Number);
+const duration = Number(values.duration);
+const rounds = Number(values.rounds);
+const connections = Number(values.connections);
+
+const dir = await Deno.makeTempDir({ prefix: "sipdir-depths-" });
+const regs = `${dir}/regs`;
+const keysPath = `${dir}/keys`;
+await writeRegistrations({ count: entries, out: regs, keys: keysPath, duplicates: 0 });
+const keys = (await Deno.readTextFile(keysPath)).split("\n").filter((k) => k !== "");
+const children: Deno.ChildProcess[] = [];
+
+try {
+  const redisPort = freePort();
+  children.push(
+    new Deno.Command("redis-server", {
+      args: [
+        "--port",
+        String(redisPort),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
+  await waitForPort(redisPort);
+  await loadRedis(redisPort, regs);
+
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const flags = (config.tasks.compile as string).split(/\s+/).filter((a) =>
+    /^--(allow-|deny-|v8-flags=)/.test(a)
+  );
+  const sipdirPort = freePort();
+  children.push(
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...flags,
+        new URL("../main.ts", import.meta.url).pathname,
+        "-d",
+        regs,
+        "-p",
+        String(sipdirPort),
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
+  await waitForPort(sipdirPort);
+
+  const measure = async (port: number, protocol: "line" | "redis", depth: number) => {
+    if (values.lineload) {
+      const output = await new Deno.Command(values.lineload, {
+        args: [
+          "-k",
+          keysPath,
+          "-p",
+          String(port),
+          "-m",
+          protocol,
+          "-c",
+          String(connections),
+          "-P",
+          String(depth),
+          "-d",
+          String(duration),
+        ],
+      }).output();
+      const text = new TextDecoder().decode(output.stdout);
+      return Number(text.match(/ops_per_s=(\d+)/)?.[1] ?? 0);
+    }
+    const result = await runLoad({ port, protocol, keys, connections, pipeline: depth, duration });
+    if (result.errors > 0) {
+      throw new Error(`${result.errors} wrong answers from ${protocol} server`);
+    }
+    return result.opsPerSecond;
+  };
+
+  const results = [];
+  for (const depth of depths) {
+    const sipdir: number[] = [];
+    const redis: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      sipdir.push(await measure(sipdirPort, "line", depth));
+      redis.push(await measure(redisPort, "redis", depth));
+    }
+    const row = { depth, sipdir: median(sipdir), redis: median(redis) };
+    console.log(
+      `depth ${depth}: sipdir ${row.sipdir} ops/s, redis ${row.redis} ops/s, ratio ${
+        (row.sipdir / row.redis).toFixed(2)
+      }`,
+    );
+    results.push(row);
+  }
+
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ??
+    "unknown CPU";
+  const client = values.lineload ? "C lineload" : "load_client.ts";
+  const caption =
+    `${new Date().toISOString().slice(0, 10)}, ${navigator.hardwareConcurrency} × ${cpu}, ` +
+    `${entries} registrations, ${connections} connections, ${client}, median of ${rounds}`;
+  await Deno.writeTextFile(
+    `${values.out}.json`,
+    JSON.stringify({ caption, results }, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`${values.out}.svg`, renderDepthChart({ caption, results }));
+  console.log(`wrote ${values.out}.json and ${values.out}.svg`);
+  console.log("\n| depth | sipdir ops/s | Redis ops/s | ratio |\n| ---: | ---: | ---: | ---: |");
+  for (const r of results) {
+    console.log(`| ${r.depth} | ${r.sipdir} | ${r.redis} | ${(r.sipdir / r.redis).toFixed(2)} |`);
+  }
+} finally {
+  for (const child of children) {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+  await Deno.remove(dir, { recursive: true });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? s[(s.length - 1) / 2]
+    : Math.round((s[s.length / 2 - 1] + s[s.length / 2]) / 2);
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+/** Loads the dump into Redis with pipelined SETs, keyed by AOR. */
+async function loadRedis(port: number, path: string): Promise<void> {
+  const encoder = new TextEncoder();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l !== "");
+  const buf = new Uint8Array(1 << 16);
+  for (let b = 0; b < lines.length; b += 5000) {
+    const batch = lines.slice(b, b + 5000);
+    const resp = batch.map((line) => {
+      const key = JSON.parse(line).addressOfRecord;
+      return `*3\r\n$3\r\nSET\r\n$${encoder.encode(key).length}\r\n${key}\r\n$${
+        encoder.encode(line).length
+      }\r\n${line}\r\n`;
+    }).join("");
+    const bytes = encoder.encode(resp);
+    for (let w = 0; w < bytes.length;) w += await conn.write(bytes.subarray(w));
+    let oks = 0;
+    while (oks < batch.length) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("redis closed the connection");
+      for (let i = 0; i < n; i++) if (buf[i] === 0x0a) oks++;
+    }
+  }
+  conn.close();
+}

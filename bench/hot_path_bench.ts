@@ -1,0 +1,96 @@
+/**
+ * Micro-benchmarks of what each request and each loaded line costs:
+ * `deno task bench`.
+ *
+ * @module
+ */
+
+import { hashBytes } from "../lib/directory.ts";
+import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/lines.ts";
+import { loadDirectory } from "../lib/load.ts";
+import { RecordScanner } from "../lib/record.ts";
+import { generateRegistrations } from "./gen_regs.ts";
+
+const encoder = new TextEncoder();
+const COUNT = 100_000;
+const generated = [...generateRegistrations({ count: COUNT, duplicates: 0 })];
+const dumpText = generated.map((g) => g.line).join("\n") + "\n";
+const dumpPath = await Deno.makeTempFile({ prefix: "sipdir-bench-" });
+await Deno.writeTextFile(dumpPath, dumpText);
+const { directory } = await loadDirectory({ path: dumpPath });
+const dump = encoder.encode(dumpText);
+
+// 1000 pipelined requests, one in ten for an unknown AOR, as one read would bring them.
+const requestText = Array.from(
+  { length: 1000 },
+  (_, i) => i % 10 === 0 ? `unknown${i}\n` : `${generated[(i * 7919) % COUNT].aor}\n`,
+).join("");
+const requests = encoder.encode(requestText);
+const framer = new LineFramer(1024);
+const out = new Uint8Array(2 * 1024 * 1024);
+
+Deno.bench("frame 1000 pipelined request lines", { group: "request" }, () => {
+  let pos = 0;
+  let lines = 0;
+  for (;;) {
+    const next = framer.next(requests, pos, requests.length);
+    if (next === NO_LINE || next === LINE_TOO_LONG) break;
+    lines++;
+    pos = next;
+  }
+  if (lines !== 1000) throw new Error(`${lines} lines`);
+});
+
+Deno.bench("frame + look up 1000 requests", { group: "request" }, () => {
+  let pos = 0;
+  let hits = 0;
+  for (;;) {
+    const next = framer.next(requests, pos, requests.length);
+    if (next < 0) break;
+    if (directory.find(requests, framer.start, framer.end) >= 0) hits++;
+    pos = next;
+  }
+  if (hits !== 900) throw new Error(`${hits} hits`);
+});
+
+Deno.bench("frame + look up + assemble 1000 answers", { group: "request", baseline: true }, () => {
+  let pos = 0;
+  let o = 0;
+  for (;;) {
+    const next = framer.next(requests, pos, requests.length);
+    if (next < 0) break;
+    const id = directory.find(requests, framer.start, framer.end);
+    if (id < 0) out[o++] = 0x0a;
+    else o = directory.copyAnswer(id, out, o);
+    pos = next;
+  }
+  if (o < 500_000) throw new Error(`${o} bytes`);
+});
+
+Deno.bench("hash one 30-byte AOR", { group: "request" }, () => {
+  hashBytes(requests, 11, 41);
+});
+
+const scanner = new RecordScanner();
+const firstLine = encoder.encode(generated[1].line);
+Deno.bench("validate one registration line (~650 bytes)", { group: "load" }, () => {
+  if (!scanner.scan(firstLine, 0, firstLine.length)) throw new Error(scanner.error);
+});
+
+Deno.bench(
+  `validate ${COUNT} lines (${(dump.length / 1e6).toFixed(0)} MB)`,
+  { group: "load" },
+  () => {
+    let pos = 0;
+    while (pos < dump.length) {
+      if (!scanner.scan(dump, pos, dump.length)) throw new Error(scanner.error);
+      pos = scanner.lineEnd + 1;
+    }
+  },
+);
+
+Deno.bench(`load ${COUNT} registrations from a file`, { group: "load", n: 5 }, async () => {
+  await loadDirectory({ path: dumpPath });
+});
+
+globalThis.addEventListener("unload", () => Deno.removeSync(dumpPath));
