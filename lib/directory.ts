@@ -98,11 +98,18 @@ export class Directory {
    * for {@linkcode answerLength}; returns the offset after it.
    */
   copyAnswer(id: number, out: Uint8Array, pos: number): number {
+    out.set(this.answer(id), pos);
+    return pos + this.#entries[id * STRIDE + 3];
+  }
+
+  /**
+   * The answer of entry `id`, with its final `\n`, as a view into the
+   * directory's storage: it must not be modified.
+   */
+  answer(id: number): Uint8Array {
     const e = id * STRIDE;
     const off = this.#entries[e + 2];
-    const len = this.#entries[e + 3];
-    out.set(this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + len), pos);
-    return pos + len;
+    return this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + this.#entries[e + 3]);
   }
 
   /** The answer for `aor` (a copy, with its final `\n`), or undefined. */

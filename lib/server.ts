@@ -49,11 +49,15 @@ export interface ServeOptions {
 }
 
 const LF = 0x0a;
+/** The answer to an unknown AOR. */
+const EMPTY_ANSWER = new Uint8Array([LF]);
 /** Read buffers start small, so idle connections cost little, and grow for pipelining clients. */
 const INITIAL_READ = 1024;
 const MAX_READ = 64 * 1024;
 const OUT_SIZE = 16 * 1024;
-const POOL_MAX = 64;
+/** Spare output buffers kept, and the largest kept: at most 8 MiB idle. */
+const POOL_MAX = 32;
+const POOL_BUFFER_MAX = 256 * 1024;
 /** During shutdown, a connection with no read for this long has nothing left to answer. */
 const DRAIN_QUIET = 50;
 
@@ -73,8 +77,11 @@ class Client {
   closed = false;
   /** Why the connection ended, for the log. */
   reason = "";
+  /** Answers to write: a pooled buffer, or an answer where it lies in the directory. */
   out: Uint8Array | null = null;
   outLen = 0;
+  /** `out` came from the pool and goes back to it. */
+  pooled = false;
   verdict = DONE;
 
   constructor(conn: Deno.TcpConn, now: number) {
@@ -216,7 +223,10 @@ export class Server {
       this.counters.open++;
       const client = new Client(conn, this.#now);
       this.#clients.add(client);
-      this.#session(client);
+      this.#session(client).catch((error) => {
+        // A bug, not a client's doing; it must not take the process down.
+        logger.error("connection handler failed: {error}", { error: describe(error) });
+      });
     }
     this.#acceptDone = true;
     this.#maybeFinished();
@@ -269,7 +279,7 @@ export class Server {
             client.writing = false;
             client.outLen = 0;
             // Idle connections should not hold output buffers.
-            this.#giveBack(out);
+            if (client.pooled) this.#giveBack(out);
             client.out = null;
           }
           if (client.verdict !== MORE) break;
@@ -294,7 +304,7 @@ export class Server {
         client.reason = describe(error);
       }
     } finally {
-      if (client.out) this.#giveBack(client.out);
+      if (client.out && client.pooled) this.#giveBack(client.out);
       client.out = null;
       this.#close(client, "closed by the client");
       this.#clients.delete(client);
@@ -324,7 +334,8 @@ export class Server {
   ): number {
     const directory = this.directory;
     const framer = this.#framer;
-    let out = client.out ?? this.#take();
+    let out: Uint8Array | null = null;
+    let single: Uint8Array | null = null;
     let o = 0;
     let lookups = 0;
     let hits = 0;
@@ -343,16 +354,8 @@ export class Server {
       const start = framer.start;
       const end = framer.end;
       const id = end > start ? directory.find(buf, start, end) : -1;
-      if (id < 0) {
-        if (o === out.length) out = grow(out, o, 1);
-        out[o++] = LF;
-      } else {
-        const n = directory.answerLength(id);
-        if (o + n > out.length) out = grow(out, o, n);
-        o = directory.copyAnswer(id, out, o);
-        hits++;
-      }
       lookups++;
+      if (id >= 0) hits++;
       if (verbose) {
         logger.debug("{peer} {aor} {result}", {
           peer: client.peer,
@@ -361,6 +364,21 @@ export class Server {
         });
       }
       pos = next;
+      if (o === 0 && pos === len) {
+        // The only request of this read, as from a client that waits for
+        // each answer: write the answer from where it lies, without a copy.
+        single = id < 0 ? EMPTY_ANSWER : directory.answer(id);
+        break;
+      }
+      out ??= this.#take();
+      if (id < 0) {
+        if (o === out.length) out = grow(out, o, 1);
+        out[o++] = LF;
+      } else {
+        const n = directory.answerLength(id);
+        if (o + n > out.length) out = grow(out, o, n);
+        o = directory.copyAnswer(id, out, o);
+      }
       if (o >= this.#maxPending) {
         verdict = MORE;
         break;
@@ -372,13 +390,19 @@ export class Server {
       this.counters.hits += hits;
       this.counters.misses += lookups - hits;
     }
-    if (o === 0) {
-      this.#giveBack(out);
-      client.out = null;
-    } else {
+    if (single) {
+      client.out = single;
+      client.outLen = single.length;
+      client.pooled = false;
+    } else if (out && o > 0) {
       client.out = out;
+      client.outLen = o;
+      client.pooled = true;
+    } else {
+      if (out) this.#giveBack(out);
+      client.out = null;
+      client.outLen = 0;
     }
-    client.outLen = o;
     client.verdict = verdict;
     return pos;
   }
@@ -393,7 +417,7 @@ export class Server {
   }
 
   #giveBack(out: Uint8Array): void {
-    if (this.#pool.length < POOL_MAX && out.length <= this.#maxPending * 2) this.#pool.push(out);
+    if (this.#pool.length < POOL_MAX && out.length <= POOL_BUFFER_MAX) this.#pool.push(out);
   }
 
   #sweep(): void {
