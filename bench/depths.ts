@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { renderDepthChart } from "./chart.ts";
 import { writeRegistrations } from "./gen_regs.ts";
 import { runLoad } from "./load_client.ts";
+import { SipdirProcess } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -44,50 +45,38 @@ const regs = `${dir}/regs`;
 const keysPath = `${dir}/keys`;
 await writeRegistrations({ count: entries, out: regs, keys: keysPath, duplicates: 0 });
 const keys = (await Deno.readTextFile(keysPath)).split("\n").filter((k) => k !== "");
-const children: Deno.ChildProcess[] = [];
+const stops: (() => Promise<unknown>)[] = [];
 
 try {
   const redisPort = freePort();
-  children.push(
-    new Deno.Command("redis-server", {
-      args: [
-        "--port",
-        String(redisPort),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
+  const redis = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(redisPort),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  stops.push(() => {
+    redis.kill("SIGTERM");
+    return redis.status;
+  });
   await waitForPort(redisPort);
   await loadRedis(redisPort, regs);
 
-  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const flags = (config.tasks.compile as string).split(/\s+/).filter((a) =>
-    /^--(allow-|deny-|v8-flags=)/.test(a)
-  );
-  const sipdirPort = freePort();
-  children.push(
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...flags,
-        new URL("../main.ts", import.meta.url).pathname,
-        "-d",
-        regs,
-        "-p",
-        String(sipdirPort),
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
-  await waitForPort(sipdirPort);
+  // Started as the compiled binary would run, with its permissions.
+  const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0"]);
+  stops.push(async () => {
+    sipdir.kill("SIGTERM");
+    await sipdir.exit();
+  });
+  const sipdirPort = await sipdir.port();
 
   const measure = async (port: number, protocol: "line" | "redis", depth: number) => {
     if (values.lineload) {
@@ -151,10 +140,7 @@ try {
     console.log(`| ${r.depth} | ${r.sipdir} | ${r.redis} | ${(r.sipdir / r.redis).toFixed(2)} |`);
   }
 } finally {
-  for (const child of children) {
-    child.kill("SIGTERM");
-    await child.status;
-  }
+  for (const stop of stops) await stop();
   await Deno.remove(dir, { recursive: true });
 }
 

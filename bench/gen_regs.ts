@@ -54,8 +54,11 @@ const PHONES = [
   ["yealink.t46s", "Yealink SIP-T46S 66.86.0.15"],
 ];
 
-/** A small, fast, seedable PRNG (mulberry32). */
-function random(seed: number): () => number {
+/**
+ * A small, fast, seedable PRNG (mulberry32): numbers in [0, 1), the same
+ * sequence for the same seed.
+ */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -76,7 +79,7 @@ function random(seed: number): () => number {
  * ```
  */
 export function* generateRegistrations(options: GenerateOptions): Generator<GeneratedLine> {
-  const next = random(options.seed ?? 1);
+  const next = seededRandom(options.seed ?? 1);
   const dupShare = options.duplicates ?? 0.01;
   const pick = (chars: string, n: number) => {
     let s = "";

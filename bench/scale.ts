@@ -15,6 +15,7 @@
 
 import { parseArgs } from "node:util";
 import { writeRegistrations } from "./gen_regs.ts";
+import { SipdirProcess } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,37 +53,13 @@ const size = (await Deno.stat(regs)).size;
 const { total: distinct, picks } = await sampleKeys(keysPath, samples);
 console.log(`${(size / 1e9).toFixed(2)} GB, ${distinct} distinct AORs`);
 
-const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-const flags = (config.tasks.compile as string).split(/\s+/).filter((a) =>
-  /^--(allow-|deny-|v8-flags=)/.test(a)
-);
 const started = performance.now();
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    ...flags,
-    new URL("../main.ts", import.meta.url).pathname,
-    "--data",
-    regs,
-    "--port",
-    "0",
-  ],
-  stderr: "piped",
-  stdout: "null",
-}).spawn();
-const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-let log = "";
-let port = 0;
-while (port === 0) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error(`sipdir exited:\n${log}`);
-  log += value;
-  const match = log.match(/listening on \S+:(\d+)/);
-  if (match) port = Number(match[1]);
-}
+// Started as the compiled binary would run, with its permissions.
+const sipdir = await SipdirProcess.start(["--data", regs, "--port", "0"]);
+const port = await sipdir.port(600_000);
 const loadSeconds = (performance.now() - started) / 1000;
-const rss =
-  Number((await Deno.readTextFile(`/proc/${child.pid}/status`)).match(/VmRSS:\s+(\d+)/)![1]) * 1024;
+const rss = await sipdir.rss();
+const log = sipdir.stderr;
 console.log(log.trim());
 console.log(`start to listening: ${loadSeconds.toFixed(1)} s, RSS ${(rss / 1e9).toFixed(2)} GB`);
 const entries = Number(log.match(/loaded (\d+) entries/)![1]);
@@ -119,8 +96,8 @@ conn.close();
 console.log(
   `checked ${picks.length} AORs and ${Math.ceil(picks.length / 1000)} misses: ${failures} failures`,
 );
-child.kill("SIGTERM");
-await child.status;
+sipdir.kill("SIGTERM");
+await sipdir.exit();
 Deno.exit(failures === 0 ? 0 : 1);
 
 /**

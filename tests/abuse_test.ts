@@ -7,71 +7,36 @@
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
-import { serve, type ServeOptions, type Server } from "../lib/server.ts";
-import { generateRegistrations } from "../bench/gen_regs.ts";
-import { directoryOf, LineClient, record, SipdirProcess, tempFile } from "./helpers.ts";
+import type { ServeOptions, Server } from "../lib/server.ts";
+import {
+  assertServes as assertServesData,
+  Dataset,
+  LineClient,
+  record,
+  seededRandom,
+  SipdirProcess,
+  tempFile,
+  withServer as withServerOf,
+  withSipdir,
+} from "./helpers.ts";
 
 const MiB = 1024 * 1024;
-const GENERATED = [...generateRegistrations({ count: 2000, seed: 9, duplicates: 0 })];
-const AORS = GENERATED.map((g) => g.aor);
-const ANSWERS = new Map(GENERATED.map((g) => [g.aor, g.line]));
-const DATA = GENERATED.map((g) => g.line).join("\n") + "\n";
+const DATASET = new Dataset(2000, 9);
+const AORS = DATASET.aors;
+const ANSWERS = DATASET.answers;
+const DATA = DATASET.text;
 const encoder = new TextEncoder();
-
-function answerOf(request: string): string {
-  return ANSWERS.get(request.replace(/\r$/, "").replace(/^[ \t]+|[ \t]+$/g, "")) ?? "";
-}
-
-async function withServer(
+const answerOf = (request: string) => DATASET.answer(request);
+const assertServes = (port: number) => assertServesData(port, DATASET);
+const withServer = (
   options: Partial<ServeOptions>,
   fn: (server: Server, port: number) => Promise<void>,
-): Promise<void> {
-  const server = serve({ directory: await directoryOf(DATA), port: 0, ...options });
-  try {
-    await fn(server, server.addr.port);
-  } finally {
-    await server.shutdown(500);
-  }
-}
-
-/** A sipdir process on the generated data, with `args`; stopped after `fn`. */
-async function withProcess(
+) => withServerOf(DATA, options, fn);
+const withProcess = (
   args: string[],
   fn: (sipdir: SipdirProcess, port: number) => Promise<void>,
   options: { shell?: string } = {},
-): Promise<void> {
-  const data = await tempFile(DATA);
-  const sipdir = await SipdirProcess.start(["-d", data, "-p", "0", ...args], options);
-  try {
-    await fn(sipdir, await sipdir.port());
-  } finally {
-    sipdir.kill("SIGTERM");
-    await sipdir.exit();
-    await Deno.remove(data);
-  }
-}
-
-/** A client that checks a few lookups, to show the server still serves others. */
-async function assertServes(port: number): Promise<void> {
-  const client = await LineClient.connect(port);
-  try {
-    await client.send(`${AORS[1]}\nnone\n${AORS[2]}\n`);
-    assertEquals(await client.lines(3), [ANSWERS.get(AORS[1]), "", ANSWERS.get(AORS[2])]);
-  } finally {
-    client.close();
-  }
-}
-
-/** A small seeded PRNG, so that failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+) => withSipdir(DATA, args, fn, options);
 
 Deno.test("abuse 1: a 1 MiB line without newline is cut off early; memory and others unaffected", async () => {
   await withProcess([], async (sipdir, port) => {
@@ -153,7 +118,7 @@ Deno.test("abuse 3: garbage bytes get exactly one (empty) answer per line", asyn
 
 Deno.test("abuse 4: fuzz: 100 000 random byte lines mixed with real AORs", async () => {
   await withProcess([], async (sipdir, port) => {
-    const next = random(4);
+    const next = seededRandom(4);
     const lines: Uint8Array[] = [];
     const expected: string[] = [];
     for (let i = 0; i < 100_000; i++) {
@@ -195,7 +160,7 @@ Deno.test("abuse 4: fuzz: 100 000 random byte lines mixed with real AORs", async
 
 Deno.test("abuse 5: 100 000 pipelined lookups in one write, 1-byte writes, random splits", async () => {
   await withServer({}, async (_server, port) => {
-    const next = random(5);
+    const next = seededRandom(5);
     const requests = Array.from({ length: 100_000 }, (_, i) => {
       const aor = AORS[Math.floor(next() * AORS.length)];
       return i % 7 === 0 ? `  ${aor}\t\r` : i % 11 === 0 ? `missing${i}` : aor;

@@ -5,8 +5,13 @@
  * @module
  */
 
+import { assertEquals } from "./assert.ts";
+import { generateRegistrations } from "../bench/gen_regs.ts";
 import type { Directory } from "../lib/directory.ts";
 import { loadDirectory } from "../lib/load.ts";
+import { serve, type ServeOptions, type Server } from "../lib/server.ts";
+
+export { seededRandom } from "../bench/gen_regs.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -222,9 +227,9 @@ export class SipdirProcess {
   }
 
   /** Waits for the "listening on" log line (on stderr or in the log file); returns the port. */
-  async port(): Promise<number> {
+  async port(timeout = 20_000): Promise<number> {
     const pattern = /listening on \S+:(\d+)/;
-    if (this.#logFile === undefined) return Number((await this.waitFor(pattern))[1]);
+    if (this.#logFile === undefined) return Number((await this.waitFor(pattern, timeout))[1]);
     // The file sink flushes within a second; the program itself gives no other sign.
     for (let i = 0; i < 400; i++) {
       const match = (await Deno.readTextFile(this.#logFile)).match(pattern);
@@ -274,4 +279,67 @@ export async function runSipdir(
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
+}
+
+/** Generated registrations for a test: the dump, its AORs and their answers. */
+export class Dataset {
+  readonly aors: string[];
+  readonly answers: Map<string, string>;
+  /** The dump, one registration a line. */
+  readonly text: string;
+
+  constructor(count: number, seed: number) {
+    const generated = [...generateRegistrations({ count, seed, duplicates: 0 })];
+    this.aors = generated.map((g) => g.aor);
+    this.answers = new Map(generated.map((g) => [g.aor, g.line]));
+    this.text = generated.map((g) => g.line).join("\n") + "\n";
+  }
+
+  /** What a request line should get back: the registration, or "" (without the `\n`). */
+  answer(request: string): string {
+    return this.answers.get(request.replace(/\r$/, "").replace(/^[ \t]+|[ \t]+$/g, "")) ?? "";
+  }
+}
+
+/** Runs `fn` against an in-process server on a free port, over `data`; then shuts it down. */
+export async function withServer(
+  data: string,
+  options: Partial<ServeOptions>,
+  fn: (server: Server, port: number) => Promise<void>,
+): Promise<void> {
+  const server = serve({ directory: await directoryOf(data), port: 0, ...options });
+  try {
+    await fn(server, server.addr.port);
+  } finally {
+    await server.shutdown(500);
+  }
+}
+
+/** Runs `fn` against a sipdir process serving `data` with `args`; then stops it. */
+export async function withSipdir(
+  data: string,
+  args: string[],
+  fn: (sipdir: SipdirProcess, port: number) => Promise<void>,
+  options: { shell?: string } = {},
+): Promise<void> {
+  const path = await tempFile(data);
+  const sipdir = await SipdirProcess.start(["-d", path, "-p", "0", ...args], options);
+  try {
+    await fn(sipdir, await sipdir.port());
+  } finally {
+    sipdir.kill("SIGTERM");
+    await sipdir.exit();
+    await Deno.remove(path);
+  }
+}
+
+/** Checks a hit, a miss and a hit on a new connection: the server still serves. */
+export async function assertServes(port: number, data: Dataset): Promise<void> {
+  const client = await LineClient.connect(port);
+  try {
+    await client.send(`${data.aors[1]}\nnone\n${data.aors[2]}\n`);
+    assertEquals(await client.lines(3), [data.answer(data.aors[1]), "", data.answer(data.aors[2])]);
+  } finally {
+    client.close();
+  }
 }

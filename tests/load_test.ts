@@ -1,6 +1,6 @@
 import { assertAtMost, assertEquals, assertOk, assertRejects } from "./assert.ts";
 import { DataError, loadDirectory } from "../lib/load.ts";
-import { record, tempFile } from "./helpers.ts";
+import { record, seededRandom, tempFile } from "./helpers.ts";
 
 const decoder = new TextDecoder();
 
@@ -160,19 +160,8 @@ Deno.test("load: progress reaches the file size", async () => {
   assertEquals(seen.at(-1), [size, size]);
 });
 
-/** A small seeded PRNG, so that failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("load: any chunk size gives the same directory as JSON.parse line by line", async () => {
-  const next = random(3);
+  const next = seededRandom(3);
   for (let round = 0; round < 8; round++) {
     const lines: string[] = [];
     for (let i = 0; i < 300; i++) {

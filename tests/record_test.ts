@@ -1,5 +1,6 @@
 import { assertEquals, assertOk } from "./assert.ts";
 import { compactInPlace, RecordScanner } from "../lib/record.ts";
+import { seededRandom } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -130,17 +131,6 @@ Deno.test("record: deep nesting needs no recursion", () => {
   assertOk(ok, scanner.error);
 });
 
-/** A small seeded PRNG, so that failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomValue(next: () => number, depth: number): unknown {
   const kind = Math.floor(next() * (depth > 3 ? 4 : 6));
   const chars = 'aZ0 "\\/\u00e9\u20ac\u{1F600}\t\u0001{}[],:';
@@ -182,7 +172,7 @@ function oracle(text: string): string | undefined {
 }
 
 Deno.test("record: agrees with JSON.parse on 20 000 random and mutated lines", () => {
-  const next = random(42);
+  const next = seededRandom(42);
   const noise = ' \t\r{}[]",:\\0123456789.eE+-tfnulx\u0000\u001f';
   for (let n = 0; n < 20_000; n++) {
     const object = randomValue(next, 1) as Record<string, unknown>;
@@ -221,7 +211,7 @@ Deno.test("record: agrees with JSON.parse on 20 000 random and mutated lines", (
 });
 
 Deno.test("record: UTF-8 in strings is validated like a fatal TextDecoder", () => {
-  const next = random(7);
+  const next = seededRandom(7);
   const strict = new TextDecoder("utf-8", { fatal: true });
   const prefix = encoder.encode('{"addressOfRecord":"a","x":"');
   for (let n = 0; n < 20_000; n++) {

@@ -1,6 +1,6 @@
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
 import { serve, type ServeOptions, type Server } from "../lib/server.ts";
-import { directoryOf, LineClient, record } from "./helpers.ts";
+import { directoryOf, LineClient, record, withServer as withServerOf } from "./helpers.ts";
 
 const AORS = Array.from(
   { length: 200 },
@@ -9,18 +9,10 @@ const AORS = Array.from(
 const RECORDS = new Map(AORS.map((aor) => [aor, record(aor, { i: aor.length })]));
 const DATA = [...RECORDS.values()].join("\n") + "\n";
 
-/** Runs `fn` against a server on a free port, then shuts it down. */
-async function withServer(
+const withServer = (
   options: Partial<ServeOptions>,
   fn: (server: Server, port: number) => Promise<void>,
-): Promise<void> {
-  const server = serve({ directory: await directoryOf(DATA), port: 0, ...options });
-  try {
-    await fn(server, server.addr.port);
-  } finally {
-    await server.shutdown(500);
-  }
-}
+) => withServerOf(DATA, options, fn);
 
 function expected(aor: string): string {
   return RECORDS.get(aor.trim()) ?? "";

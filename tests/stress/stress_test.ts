@@ -5,40 +5,24 @@
 
 import net from "node:net";
 import { assertAtMost, assertEquals, assertOk } from "../assert.ts";
-import { generateRegistrations } from "../../bench/gen_regs.ts";
-import { LineClient, SipdirProcess, tempFile } from "../helpers.ts";
+import {
+  assertServes as assertServesData,
+  Dataset,
+  LineClient,
+  SipdirProcess,
+  withSipdir,
+} from "../helpers.ts";
 
-const GENERATED = [...generateRegistrations({ count: 5000, seed: 15, duplicates: 0 })];
-const AORS = GENERATED.map((g) => g.aor);
-const ANSWERS = new Map(GENERATED.map((g) => [g.aor, g.line]));
-const DATA = GENERATED.map((g) => g.line).join("\n") + "\n";
+const DATASET = new Dataset(5000, 15);
+const AORS = DATASET.aors;
+const ANSWERS = DATASET.answers;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withProcess(
+const assertServes = (port: number) => assertServesData(port, DATASET);
+const withProcess = (
   args: string[],
   fn: (sipdir: SipdirProcess, port: number) => Promise<void>,
   shell?: string,
-): Promise<void> {
-  const data = await tempFile(DATA);
-  const sipdir = await SipdirProcess.start(["-d", data, "-p", "0", ...args], { shell });
-  try {
-    await fn(sipdir, await sipdir.port());
-  } finally {
-    sipdir.kill("SIGTERM");
-    await sipdir.exit();
-    await Deno.remove(data);
-  }
-}
-
-async function assertServes(port: number): Promise<void> {
-  const client = await LineClient.connect(port);
-  try {
-    await client.send(`${AORS[1]}\nnone\n`);
-    assertEquals(await client.lines(2), [ANSWERS.get(AORS[1]), ""]);
-  } finally {
-    client.close();
-  }
-}
+) => withSipdir(DATASET.text, args, fn, { shell });
 
 /** Waits until the server reports no open connection. */
 async function waitIdle(sipdir: SipdirProcess): Promise<void> {
