@@ -65,6 +65,11 @@ async function run(flags: Flags): Promise<number> {
     return 1;
   };
 
+  // A reload or counters request during a long start-up would otherwise
+  // kill the process (the default action of both signals).
+  const tooEarly = () => logger.warn("still loading {path}: signal ignored", { path: flags.data });
+  const early: Deno.Signal[] = ["SIGHUP", "SIGUSR2"];
+  for (const signal of early) Deno.addSignalListener(signal, tooEarly);
   const progress = Deno.stderr.isTerminal()
     ? progressLine({ label: flags.data, writer: Deno.stderr })
     : undefined;
@@ -76,6 +81,7 @@ async function run(flags: Flags): Promise<number> {
     throw error;
   } finally {
     progress?.clear();
+    for (const signal of early) Deno.removeSignalListener(signal, tooEarly);
   }
   const { directory, report } = loaded;
   collectGarbage();

@@ -104,7 +104,8 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
       if (error instanceof DataError) throw error;
       throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`);
     }
-    const loader = new LineLoader(path, Math.max(1024, total / 700));
+    // Typical registrations are 600 to 700 bytes: room for that many, to grow rarely.
+    const loader = new LineLoader(path, Math.max(1024, Math.ceil(total / 700)));
     let done = 0;
     // Each chunk keeps one spare byte, for the `\n` of a last line that has none.
     let chunk = new Uint8Array(Math.min(chunkSize, total + 1) + 1);

@@ -78,6 +78,8 @@ export class RecordScanner implements ScannedRecord {
   #aorKind = "";
   /** What the line holds: "an object" when all is well. */
   #topKind = "";
+  /** The key just parsed is the top-level `addressOfRecord`. */
+  #lastKeyIsAor = false;
 
   /**
    * Scans the line that starts at `start` and ends at the first `\n` before
@@ -175,8 +177,6 @@ export class RecordScanner implements ScannedRecord {
       }
     }
   }
-
-  #lastKeyIsAor = false;
 
   /** Parses `"key" :` at i; returns the offset after the colon. */
   #key(i: number, topLevel: boolean): number {

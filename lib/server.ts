@@ -270,10 +270,12 @@ export class Server {
             client.writing = true;
             let off = 0;
             while (off < end) {
-              const n = await conn.write(off === 0 ? out.subarray(0, end) : out.subarray(off, end));
-              off += n;
+              const written = await conn.write(
+                off === 0 ? out.subarray(0, end) : out.subarray(off, end),
+              );
+              off += written;
               this.counters.writes++;
-              this.counters.bytesOut += n;
+              this.counters.bytesOut += written;
               client.lastActive = this.#now;
             }
             client.writing = false;
