@@ -13,14 +13,12 @@ import { closeLogging, setupLogging } from "./lib/log.ts";
 import { collectGarbage } from "./lib/memory.ts";
 import { progressLine } from "./lib/progress.ts";
 import { Reloader } from "./lib/reload.ts";
-import { serve } from "./lib/server.ts";
+import { serve, SERVE_DEFAULTS } from "./lib/server.ts";
 
 const logger = getLogger(["sipdir"]);
 
 /** Verbose mode logs the counters this often. */
 const COUNTERS_INTERVAL = 60_000;
-/** Shutdown waits at most this long for connections to finish. */
-const SHUTDOWN_GRACE = 2000;
 
 /**
  * Runs sipdir with the given arguments; resolves to the exit status:
@@ -121,7 +119,7 @@ async function run(flags: Flags): Promise<number> {
     logger.info("stopping: answering what was received, then closing {count} connection(s)", {
       count: server.connections,
     });
-    server.shutdown(Math.min(SHUTDOWN_GRACE, flags.timeout));
+    server.shutdown(Math.min(SERVE_DEFAULTS.shutdownGrace, flags.timeout));
   };
   const reload = () => void reloader.request();
   const handlers: [Deno.Signal, () => void][] = [

@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import config from "../deno.json" with { type: "json" };
+import { SERVE_DEFAULTS as D } from "./server.ts";
 
 /** sipdir's version, from deno.json. */
 export const VERSION: string = config.version;
@@ -25,16 +26,16 @@ empty line when it is unknown. Many requests per connection, pipelined or not.
 
 Options:
   -d, --data FILE          registrations, one JSON object a line (default: data/regs)
-  -i, --ip ADDR            address to listen on (default: 127.0.0.1)
-  -p, --port PORT          TCP port, 0 for any free one (default: 1234)
+  -i, --ip ADDR            address to listen on (default: ${D.hostname})
+  -p, --port PORT          TCP port, 0 for any free one (default: ${D.port})
   -l, --log FILE           log to FILE instead of the console
   -v, --verbose            log every connection and request, and counters each minute
-      --timeout SECONDS    close connections idle this long (default: 10)
+      --timeout SECONDS    close connections idle this long (default: ${D.idleTimeout / 1000})
       --max-line BYTES     longest request line; a longer one closes its
-                           connection (default: 1024)
-      --max-clients N      connections served at once; more are refused (default: 10000)
+                           connection (default: ${D.maxLine})
+      --max-clients N      connections served at once; more are refused (default: ${D.maxClients})
       --max-pending BYTES  answers buffered for a client before its reading
-                           pauses (default: 1048576)
+                           pauses (default: ${D.maxPending})
   -h, --help               show this help and exit
       --version            show the version and exit
 
@@ -141,14 +142,14 @@ export function parseFlags(args: readonly string[]): Flags {
     help: given.help === true,
     version: given.version === true,
     data: text("data", "data/regs"),
-    ip: text("ip", "127.0.0.1"),
-    port: integer("port", text("port", "1234"), 0, 65535),
+    ip: text("ip", D.hostname),
+    port: integer("port", text("port", String(D.port)), 0, 65535),
     log: given.log === undefined ? undefined : text("log", ""),
     verbose: given.verbose === true,
-    timeout: seconds("timeout", text("timeout", "10")),
-    maxLine: integer("max-line", text("max-line", "1024"), 1, 1 << 30),
-    maxClients: integer("max-clients", text("max-clients", "10000"), 1, 1 << 30),
-    maxPending: integer("max-pending", text("max-pending", "1048576"), 1, 1 << 30),
+    timeout: seconds("timeout", text("timeout", String(D.idleTimeout / 1000))),
+    maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),
+    maxClients: integer("max-clients", text("max-clients", String(D.maxClients)), 1, 1 << 30),
+    maxPending: integer("max-pending", text("max-pending", String(D.maxPending)), 1, 1 << 30),
   };
 }
 

@@ -16,8 +16,3 @@
 export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
-
-/** Resident set size of this process in bytes, as the kernel counts it. */
-export function residentBytes(): number {
-  return Deno.memoryUsage().rss;
-}
