@@ -134,7 +134,10 @@ export class DirectoryBuilder {
   #slots: Int32Array;
   #size = 0;
 
-  /** @param expected how many entries to make room for up front */
+  /**
+   * Creates an empty builder.
+   * @param expected how many entries to make room for up front
+   */
   constructor(expected = 1024) {
     let slots = 1024;
     while (slots < expected * 2) slots *= 2;

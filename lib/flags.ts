@@ -13,12 +13,12 @@ import { SERVE_DEFAULTS as D } from "./server.ts";
 export const VERSION: string = config.version;
 
 /** The one-line synopsis printed with usage errors. */
-export const USAGE =
+export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--version]";
 
 /** The full `--help` text. */
-export const HELP = `${USAGE}
+export const HELP: string = `${USAGE}
 
 Serves SIP registrations from a JSON Lines dump over TCP. Send an address of
 record (AOR) and a newline; get its registration as one line of JSON, or an
@@ -70,6 +70,7 @@ export interface Flags {
 
 /** A bad command line: unknown option, missing or invalid value. Exit status 2. */
 export class UsageError extends Error {
+  /** Always "UsageError". */
   override name = "UsageError";
 }
 

@@ -10,9 +10,9 @@ const SPACE = 0x20;
 const TAB = 0x09;
 
 /** {@linkcode LineFramer.next} found no complete line yet. */
-export const NO_LINE = -1;
+export const NO_LINE: number = -1;
 /** {@linkcode LineFramer.next} found a line longer than the limit. */
-export const LINE_TOO_LONG = -2;
+export const LINE_TOO_LONG: number = -2;
 
 /**
  * Finds request lines: each ends with LF or CRLF, and spaces and tabs around
@@ -37,7 +37,10 @@ export class LineFramer {
   /** Longest line accepted, in bytes before its terminator. */
   readonly maxLine: number;
 
-  /** @param maxLine longest line accepted, in bytes before its LF or CRLF */
+  /**
+   * Creates a framer.
+   * @param maxLine longest line accepted, in bytes before its LF or CRLF
+   */
   constructor(maxLine: number) {
     this.maxLine = maxLine;
   }

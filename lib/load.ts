@@ -25,6 +25,7 @@ const READ_STEP = 4 * 1024 * 1024;
  * registration. `line` is 1-based, or 0 when the problem is the file itself.
  */
 export class DataError extends Error {
+  /** Always "DataError". */
   override name = "DataError";
   /** The data file, as given. */
   readonly path: string;
@@ -33,6 +34,12 @@ export class DataError extends Error {
   /** What is wrong, without the location. */
   readonly reason: string;
 
+  /**
+   * Creates the error; its message is `path:line: reason` (or `path: reason`).
+   * @param path the data file
+   * @param line the 1-based line, or 0 for the whole file
+   * @param reason what is wrong
+   */
   constructor(path: string, line: number, reason: string) {
     super(line > 0 ? `${path}:${line}: ${reason}` : `${path}: ${reason}`);
     this.path = path;

@@ -41,14 +41,8 @@ export interface LogOptions extends LogIdentity {
 /**
  * A formatter for lines like
  * `INFO 2026-11-28T01:33:49.123Z host1 sipdir[812]: listening on 127.0.0.1:1234`.
- *
- * @example
- * ```ts
- * import { lineFormatter } from "./log.ts";
- * const format = lineFormatter({ host: "h", pid: 1 });
- * ```
  */
-export function lineFormatter(identity: LogIdentity = {}): TextFormatter {
+function lineFormatter(identity: LogIdentity = {}): TextFormatter {
   const host = identity.host ?? hostname();
   const program = identity.program ?? "sipdir";
   const pid = identity.pid ?? Deno.pid;
@@ -67,7 +61,7 @@ export function lineFormatter(identity: LogIdentity = {}): TextFormatter {
  * A sink writing each formatted record synchronously, so that nothing is
  * lost when the process exits right after.
  */
-export function writerSink(
+function writerSink(
   writer: { writeSync(p: Uint8Array): number },
   formatter: TextFormatter,
 ): Sink {

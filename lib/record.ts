@@ -61,12 +61,12 @@ export interface ScannedRecord {
  * ```
  */
 export class RecordScanner implements ScannedRecord {
-  contentEnd = -1;
-  lineEnd = -1;
-  aorStart = -1;
-  aorEnd = -1;
-  aorEscaped = false;
-  compact = true;
+  contentEnd: number = -1;
+  lineEnd: number = -1;
+  aorStart: number = -1;
+  aorEnd: number = -1;
+  aorEscaped: boolean = false;
+  compact: boolean = true;
   /** Why the last line was rejected; empty after a line was accepted. */
   error = "";
   #stack = new Uint8Array(64);

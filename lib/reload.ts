@@ -29,6 +29,7 @@ export class Reloader {
   #again = false;
 
   /**
+   * Creates a reloader; nothing is read until {@linkcode request}.
    * @param server the server whose directory is replaced
    * @param path the data file to read again
    */
