@@ -13,7 +13,7 @@ import { closeLogging, setupLogging } from "./lib/log.ts";
 import { collectGarbage } from "./lib/memory.ts";
 import { progressLine } from "./lib/progress.ts";
 import { Reloader } from "./lib/reload.ts";
-import { serve, SERVE_DEFAULTS } from "./lib/server.ts";
+import { formatAddress, serve, SERVE_DEFAULTS } from "./lib/server.ts";
 
 const logger = getLogger(["sipdir"]);
 
@@ -107,10 +107,7 @@ async function run(flags: Flags): Promise<number> {
   } catch (error) {
     return fatal(`cannot listen on ${flags.ip}:${flags.port}: ${(error as Error).message}`);
   }
-  const { hostname, port } = server.addr;
-  logger.info("listening on {address}", {
-    address: hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`,
-  });
+  logger.info("listening on {address}", { address: formatAddress(server.addr) });
 
   const reloader = new Reloader(server, flags.data);
   const logCounters = () =>

@@ -90,8 +90,7 @@ class Client {
   }
 
   get peer(): string {
-    const { hostname, port } = this.conn.remoteAddr;
-    return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    return formatAddress(this.conn.remoteAddr);
   }
 }
 
@@ -485,6 +484,19 @@ class Throttle {
     this.#count = 0;
     return count;
   }
+}
+
+/**
+ * An address as `host:port`, with IPv6 hosts in brackets.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./server.ts";
+ * formatAddress({ transport: "tcp", hostname: "::1", port: 1234 }); // "[::1]:1234"
+ * ```
+ */
+export function formatAddress({ hostname, port }: Deno.NetAddr): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 function grow(out: Uint8Array, used: number, need: number): Uint8Array {

@@ -1,5 +1,5 @@
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
-import { serve, type ServeOptions, type Server } from "../lib/server.ts";
+import { formatAddress, serve, type ServeOptions, type Server } from "../lib/server.ts";
 import { directoryOf, LineClient, record, withServer as withServerOf } from "./helpers.ts";
 
 const AORS = Array.from(
@@ -244,4 +244,12 @@ Deno.test("server: shutdown answers what was received, then closes", async () =>
     refused = true;
   }
   assertOk(refused);
+});
+
+Deno.test("server: addresses are written host:port, IPv6 in brackets", () => {
+  assertEquals(
+    formatAddress({ transport: "tcp", hostname: "10.0.0.1", port: 5060 }),
+    "10.0.0.1:5060",
+  );
+  assertEquals(formatAddress({ transport: "tcp", hostname: "::1", port: 1234 }), "[::1]:1234");
 });
