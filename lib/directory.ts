@@ -18,6 +18,37 @@ const FNV_PRIME = 0x01000193;
 const STRIDE = 6;
 const MAX_CHUNKS = 0x10000;
 
+/**
+ * Probes the table for the key `buf[start, end)` with hash `h`: returns the
+ * slot holding it, or the empty slot where it would go.
+ */
+function probe(
+  chunks: readonly Uint8Array[],
+  entries: Uint32Array,
+  slots: Int32Array,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  h: number,
+): number {
+  const mask = slots.length - 1;
+  const len = end - start;
+  let slot = h & mask;
+  for (;;) {
+    const id = slots[slot];
+    if (id === 0) return slot;
+    const e = (id - 1) * STRIDE;
+    if (entries[e] === h && entries[e + 5] === len) {
+      const key = chunks[entries[e + 1] >>> 16];
+      const off = entries[e + 4] - start;
+      let i = start;
+      while (i < end && key[off + i] === buf[i]) i++;
+      if (i === end) return slot;
+    }
+    slot = (slot + 1) & mask;
+  }
+}
+
 /** FNV-1a over `buf[start, end)`. */
 export function hashBytes(buf: Uint8Array, start: number, end: number): number {
   let h = FNV_OFFSET;
@@ -44,7 +75,6 @@ export class Directory {
   readonly #chunks: readonly Uint8Array[];
   readonly #entries: Uint32Array;
   readonly #slots: Int32Array;
-  readonly #mask: number;
   /** Number of distinct AORs. */
   readonly size: number;
 
@@ -58,7 +88,6 @@ export class Directory {
     this.#chunks = chunks;
     this.#entries = entries;
     this.#slots = slots;
-    this.#mask = slots.length - 1;
     this.size = size;
   }
 
@@ -67,25 +96,9 @@ export class Directory {
    * when it is unknown. This is the hot path: no allocation.
    */
   find(buf: Uint8Array, start: number, end: number): number {
-    const len = end - start;
     const h = hashBytes(buf, start, end);
-    const entries = this.#entries;
     const slots = this.#slots;
-    const mask = this.#mask;
-    let slot = h & mask;
-    for (;;) {
-      const id = slots[slot];
-      if (id === 0) return -1;
-      const e = (id - 1) * STRIDE;
-      if (entries[e] === h && entries[e + 5] === len) {
-        const key = this.#chunks[entries[e + 1] >>> 16];
-        const off = entries[e + 4] - start;
-        let i = start;
-        while (i < end && key[off + i] === buf[i]) i++;
-        if (i === end) return id - 1;
-      }
-      slot = (slot + 1) & mask;
-    }
+    return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
   }
 
   /** Byte length of the answer of entry `id`, its final `\n` included. */
@@ -178,17 +191,11 @@ export class DirectoryBuilder {
   ): boolean {
     const key = this.#chunks[keyChunk];
     const h = hashBytes(key, keyOff, keyOff + keyLen);
-    const mask = this.#slots.length - 1;
-    let slot = h & mask;
-    for (;;) {
-      const id = this.#slots[slot];
-      if (id === 0) break;
-      const e = (id - 1) * STRIDE;
-      if (this.#entries[e] === h && this.#sameKey(e, key, keyOff, keyLen)) {
-        this.#set(e, h, keyChunk, keyOff, keyLen, ansChunk, ansOff, ansLen);
-        return true;
-      }
-      slot = (slot + 1) & mask;
+    const slot = probe(this.#chunks, this.#entries, this.#slots, key, keyOff, keyOff + keyLen, h);
+    const id = this.#slots[slot];
+    if (id !== 0) {
+      this.#set((id - 1) * STRIDE, h, keyChunk, keyOff, keyLen, ansChunk, ansOff, ansLen);
+      return true;
     }
     if ((this.#size + 1) * STRIDE > this.#entries.length) {
       const bigger = new Uint32Array(this.#entries.length * 2);
@@ -206,16 +213,6 @@ export class DirectoryBuilder {
   finish(): Directory {
     const entries = this.#entries.slice(0, this.#size * STRIDE);
     return new Directory(this.#chunks, entries, this.#slots, this.#size);
-  }
-
-  #sameKey(e: number, key: Uint8Array, keyOff: number, keyLen: number): boolean {
-    if (this.#entries[e + 5] !== keyLen) return false;
-    const other = this.#chunks[this.#entries[e + 1] >>> 16];
-    const otherOff = this.#entries[e + 4];
-    for (let i = 0; i < keyLen; i++) {
-      if (other[otherOff + i] !== key[keyOff + i]) return false;
-    }
-    return true;
   }
 
   #set(
