@@ -269,8 +269,9 @@ export class Server {
             client.writing = true;
             let off = 0;
             while (off < end) {
+              // A lone answer is already a view of exactly its bytes.
               const written = await conn.write(
-                off === 0 ? out.subarray(0, end) : out.subarray(off, end),
+                off === 0 && end === out.length ? out : out.subarray(off, end),
               );
               off += written;
               this.counters.writes++;
