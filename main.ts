@@ -7,13 +7,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Flags, HELP, parseFlags, USAGE, UsageError, VERSION } from "./lib/flags.ts";
-import { DataError, loadDirectory } from "./lib/load.ts";
-import { closeLogging, setupLogging } from "./lib/log.ts";
-import { collectGarbage } from "./lib/memory.ts";
-import { progressLine } from "./lib/progress.ts";
-import { Reloader } from "./lib/reload.ts";
-import { formatAddress, serve, SERVE_DEFAULTS } from "./lib/server.ts";
+import { type Flags, HELP, parseFlags, USAGE, UsageError, VERSION } from "./lib/cli/flags.ts";
+import { DataError, loadDirectory } from "./lib/loading/load.ts";
+import { closeLogging, setupLogging } from "./lib/operations/log.ts";
+import { collectGarbage } from "./lib/operations/memory.ts";
+import { progressLine } from "./lib/loading/progress.ts";
+import { Reloader } from "./lib/operations/reload.ts";
+import { formatAddress, serve, SERVE_DEFAULTS } from "./lib/transport/server.ts";
 
 const logger = getLogger(["sipdir"]);
 

@@ -18,9 +18,9 @@
 
 import { parseArgs } from "node:util";
 import { renderDepthChart } from "./chart.ts";
-import { writeRegistrations } from "./gen_regs.ts";
+import { writeRegistrations } from "../testing/gen_regs.ts";
 import { runLoad } from "./load_client.ts";
-import { SipdirProcess } from "../tests/helpers.ts";
+import { SipdirProcess } from "../testing/sipdir_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { hashBytes } from "../lib/directory.ts";
-import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/lines.ts";
-import { loadDirectory } from "../lib/load.ts";
-import { RecordScanner } from "../lib/record.ts";
-import { generateRegistrations } from "./gen_regs.ts";
+import { hashBytes } from "../lib/directory/directory.ts";
+import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/protocol/line_framer.ts";
+import { loadDirectory } from "../lib/loading/load.ts";
+import { RecordScanner } from "../lib/loading/record.ts";
+import { generateRegistrations } from "../testing/gen_regs.ts";
 
 const encoder = new TextEncoder();
 const COUNT = 100_000;

@@ -14,8 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeRegistrations } from "./gen_regs.ts";
-import { SipdirProcess } from "../tests/helpers.ts";
+import { writeRegistrations } from "../testing/gen_regs.ts";
+import { SipdirProcess } from "../testing/sipdir_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

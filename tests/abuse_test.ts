@@ -7,7 +7,7 @@
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
-import type { ServeOptions, Server } from "../lib/server.ts";
+import type { ServeOptions, Server } from "../lib/transport/server.ts";
 import {
   assertServes as assertServesData,
   Dataset,

@@ -4,8 +4,8 @@
  */
 
 import { assertEquals, assertOk } from "./assert.ts";
-import { EXAMPLE_RECORD } from "../bench/gen_regs.ts";
-import { USAGE } from "../lib/flags.ts";
+import { EXAMPLE_RECORD } from "../testing/gen_regs.ts";
+import { USAGE } from "../lib/cli/flags.ts";
 import { LineClient, record, runSipdir, runtimeFlags, SipdirProcess, tempFile } from "./helpers.ts";
 
 const EXAMPLE_AOR = "0142e2fa3543cb32bf000100620002";

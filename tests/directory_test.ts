@@ -1,5 +1,5 @@
 import { assertEquals } from "./assert.ts";
-import { DirectoryBuilder, hashBytes } from "../lib/directory.ts";
+import { DirectoryBuilder, hashBytes } from "../lib/directory/directory.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

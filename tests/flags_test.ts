@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "./assert.ts";
-import { HELP, parseFlags, USAGE, UsageError, VERSION } from "../lib/flags.ts";
+import { HELP, parseFlags, USAGE, UsageError, VERSION } from "../lib/cli/flags.ts";
 
 Deno.test("flags: defaults match the old server's", () => {
   assertEquals(parseFlags([]), {

@@ -1,6 +1,6 @@
 import { assertEquals, assertOk } from "./assert.ts";
-import { EXAMPLE_RECORD, generateRegistrations, writeRegistrations } from "../bench/gen_regs.ts";
-import { loadDirectory } from "../lib/load.ts";
+import { EXAMPLE_RECORD, generateRegistrations, writeRegistrations } from "../testing/gen_regs.ts";
+import { loadDirectory } from "../lib/loading/load.ts";
 
 Deno.test("gen_regs: deterministic, example first, some duplicates, valid", () => {
   const first = [...generateRegistrations({ count: 2000 })];

@@ -1,5 +1,5 @@
 import { assertEquals } from "./assert.ts";
-import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/lines.ts";
+import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/protocol/line_framer.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,5 +1,5 @@
 import { assertAtMost, assertEquals, assertOk, assertRejects } from "./assert.ts";
-import { DataError, loadDirectory } from "../lib/load.ts";
+import { DataError, loadDirectory } from "../lib/loading/load.ts";
 import { record, seededRandom, tempFile } from "./helpers.ts";
 
 const decoder = new TextDecoder();

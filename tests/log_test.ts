@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { assertEquals, assertOk } from "./assert.ts";
-import { closeLogging, setupLogging } from "../lib/log.ts";
+import { closeLogging, setupLogging } from "../lib/operations/log.ts";
 
 /** Collects what a console sink writes. */
 function memoryConsole() {

@@ -1,5 +1,5 @@
 import { assertEquals } from "./assert.ts";
-import { progressLine } from "../lib/progress.ts";
+import { progressLine } from "../lib/loading/progress.ts";
 
 function setup() {
   const decoder = new TextDecoder();

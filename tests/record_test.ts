@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./assert.ts";
-import { compactInPlace, RecordScanner } from "../lib/record.ts";
+import { compactInPlace, RecordScanner } from "../lib/loading/record.ts";
 import { seededRandom } from "./helpers.ts";
 
 const encoder = new TextEncoder();

@@ -1,7 +1,7 @@
 import { assertEquals } from "./assert.ts";
-import { loadDirectory } from "../lib/load.ts";
-import { Reloader } from "../lib/reload.ts";
-import { serve } from "../lib/server.ts";
+import { loadDirectory } from "../lib/loading/load.ts";
+import { Reloader } from "../lib/operations/reload.ts";
+import { serve } from "../lib/transport/server.ts";
 import { LineClient, record, tempFile } from "./helpers.ts";
 
 Deno.test("reload: new data is served; a bad file keeps the old data", async () => {

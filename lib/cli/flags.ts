@@ -6,8 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import config from "../deno.json" with { type: "json" };
-import { SERVE_DEFAULTS as D } from "./server.ts";
+import config from "../../deno.json" with { type: "json" };
+import { SERVE_DEFAULTS as D } from "../transport/server.ts";
 
 /** sipdir's version, from deno.json. */
 export const VERSION: string = config.version;

@@ -22,7 +22,7 @@ export const LINE_TOO_LONG: number = -2;
  *
  * @example
  * ```ts
- * import { LineFramer } from "./lines.ts";
+ * import { LineFramer } from "./line_framer.ts";
  * const buf = new TextEncoder().encode(" abc \r\nde");
  * const framer = new LineFramer(1024);
  * const next = framer.next(buf, 0, buf.length); // 7: "de" is incomplete

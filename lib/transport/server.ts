@@ -11,9 +11,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Counters } from "./counters.ts";
-import type { Directory } from "./directory.ts";
-import { LINE_TOO_LONG, LineFramer, NO_LINE } from "./lines.ts";
+import { Counters } from "../operations/counters.ts";
+import type { Directory } from "../directory/directory.ts";
+import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../protocol/line_framer.ts";
 
 const logger = getLogger(["sipdir", "server"]);
 
@@ -521,7 +521,7 @@ function describe(error: unknown): string {
  *
  * @example
  * ```ts
- * import { loadDirectory } from "./load.ts";
+ * import { loadDirectory } from "../loading/load.ts";
  * import { serve } from "./server.ts";
  * const { directory } = await loadDirectory({ path: "data/regs" });
  * const server = serve({ directory, port: 0 });

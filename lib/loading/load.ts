@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Directory, DirectoryBuilder } from "./directory.ts";
+import { type Directory, DirectoryBuilder } from "../directory/directory.ts";
 import { compactInPlace, RecordScanner } from "./record.ts";
 
 const LF = 0x0a;

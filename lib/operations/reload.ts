@@ -5,9 +5,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { DataError, loadDirectory } from "./load.ts";
+import { DataError, loadDirectory } from "../loading/load.ts";
 import { collectGarbage } from "./memory.ts";
-import type { Server } from "./server.ts";
+import type { Server } from "../transport/server.ts";
 
 const logger = getLogger(["sipdir", "reload"]);
 
