@@ -209,7 +209,7 @@ Deno.test("server: a new directory is served from the next request on", async ()
     const client = await LineClient.connect(port);
     await client.send(`${AORS[0]}\nnew\n`);
     assertEquals(await client.lines(2), [expected(AORS[0]), ""]);
-    server.directory = await directoryOf(record("new") + "\n");
+    server.live.replace(await directoryOf(record("new") + "\n"));
     await client.send(`${AORS[0]}\nnew\n`);
     assertEquals(await client.lines(2), ["", record("new")]);
     client.close();

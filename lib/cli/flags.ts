@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import config from "../../deno.json" with { type: "json" };
-import { SERVE_DEFAULTS as D } from "../transport/server.ts";
+import { DEFAULTS as D } from "../limits.ts";
 
 /** sipdir's version, from deno.json. */
 export const VERSION: string = config.version;
@@ -15,7 +15,8 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
-  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--version]";
+  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--reload-min-ratio RATIO] " +
+  "[--no-inspector-guard] [--version]";
 
 /** The full `--help` text. */
 export const HELP: string = `${USAGE}
@@ -36,11 +37,18 @@ Options:
       --max-clients N      connections served at once; more are refused (default: ${D.maxClients})
       --max-pending BYTES  answers buffered for a client before its reading
                            pauses (default: ${D.maxPending})
+      --reload-min-ratio RATIO
+                           refuse a reload that would serve fewer entries than
+                           RATIO times those served now; 0 accepts any valid
+                           file (default: ${D.reloadMinRatio})
+      --no-inspector-guard do not hold 127.0.0.1:9229, where Deno opens a
+                           debugger on SIGUSR1 (for debugging only)
   -h, --help               show this help and exit
       --version            show the version and exit
 
 Signals: SIGTERM or SIGINT stop gracefully, SIGHUP reloads the data file,
-SIGUSR2 logs the counters. Do not send SIGUSR1: Deno opens a debugger on it.`;
+SIGUSR2 logs the counters. SIGUSR1 would open Deno's debugger on
+127.0.0.1:9229; sipdir holds that address so that it cannot.`;
 
 /** The parsed command line. */
 export interface Flags {
@@ -66,6 +74,10 @@ export interface Flags {
   maxClients: number;
   /** `--max-pending`, in bytes. */
   maxPending: number;
+  /** `--reload-min-ratio`: 0 to 1. */
+  reloadMinRatio: number;
+  /** False with `--no-inspector-guard`. */
+  inspectorGuard: boolean;
 }
 
 /** A bad command line: unknown option, missing or invalid value. Exit status 2. */
@@ -86,6 +98,8 @@ const OPTIONS = {
   "max-line": { type: "string" },
   "max-clients": { type: "string" },
   "max-pending": { type: "string" },
+  "reload-min-ratio": { type: "string" },
+  "no-inspector-guard": { type: "boolean" },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -151,6 +165,11 @@ export function parseFlags(args: readonly string[]): Flags {
     maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),
     maxClients: integer("max-clients", text("max-clients", String(D.maxClients)), 1, 1 << 30),
     maxPending: integer("max-pending", text("max-pending", String(D.maxPending)), 1, 1 << 30),
+    reloadMinRatio: ratio(
+      "reload-min-ratio",
+      text("reload-min-ratio", String(D.reloadMinRatio)),
+    ),
+    inspectorGuard: given["no-inspector-guard"] !== true,
   };
 }
 
@@ -160,6 +179,14 @@ function integer(name: string, value: string, min: number, max: number): number 
     throw new UsageError(
       `Invalid value "${value}" for "--${name}": expected a whole number from ${min} to ${max}`,
     );
+  }
+  return n;
+}
+
+function ratio(name: string, value: string): number {
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= 1)) {
+    throw new UsageError(`Invalid value "${value}" for "--${name}": expected a number from 0 to 1`);
   }
   return n;
 }

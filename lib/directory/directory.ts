@@ -56,6 +56,42 @@ export function hashBytes(buf: Uint8Array, start: number, end: number): number {
   return h >>> 0;
 }
 
+/** The typed arrays a {@linkcode Directory} is made of. */
+export interface DirectoryParts {
+  /** Byte chunks holding keys and answers. */
+  chunks: readonly Uint8Array[];
+  /** Six numbers per entry: hash, chunk indexes, answer offset and length, key offset and length. */
+  entries: Uint32Array;
+  /** The hash table: entry number + 1, or 0 for an empty slot. */
+  slots: Int32Array;
+  /** Number of entries. */
+  size: number;
+}
+
+/**
+ * The buffers behind `parts`, each once, for `postMessage`'s transfer list:
+ * transferring moves them to the other thread without a copy.
+ *
+ * @example
+ * ```ts
+ * import { Directory, DirectoryBuilder, transferList } from "./directory.ts";
+ * import { assertEquals } from "node:assert/strict";
+ * const directory = new DirectoryBuilder().finish();
+ * const { port1, port2 } = new MessageChannel();
+ * const received = new Promise<MessageEvent>((resolve) => port2.onmessage = resolve);
+ * port1.postMessage(directory.parts(), transferList(directory.parts()));
+ * const copy = new Directory((await received).data);
+ * assertEquals(copy.size, 0);
+ * port1.close();
+ * port2.close();
+ * ```
+ */
+export function transferList(parts: DirectoryParts): ArrayBuffer[] {
+  const buffers = new Set([parts.entries.buffer as ArrayBuffer, parts.slots.buffer as ArrayBuffer]);
+  for (const chunk of parts.chunks) buffers.add(chunk.buffer as ArrayBuffer);
+  return [...buffers];
+}
+
 /**
  * A read-only AOR directory. Build one with {@linkcode DirectoryBuilder}, or
  * load one with `loadDirectory` from `load.ts`.
@@ -77,18 +113,30 @@ export class Directory {
   readonly #slots: Int32Array;
   /** Number of distinct AORs. */
   readonly size: number;
+  /** Bytes held: answers, keys and the index. */
+  readonly byteLength: number;
 
-  /** @internal Use {@linkcode DirectoryBuilder.finish}. */
-  constructor(
-    chunks: readonly Uint8Array[],
-    entries: Uint32Array,
-    slots: Int32Array,
-    size: number,
-  ) {
-    this.#chunks = chunks;
-    this.#entries = entries;
-    this.#slots = slots;
-    this.size = size;
+  /**
+   * Rebuilds a directory from {@linkcode Directory.parts}, e.g. after they
+   * were transferred from the worker that loaded them.
+   */
+  constructor(parts: DirectoryParts) {
+    this.#chunks = parts.chunks;
+    this.#entries = parts.entries;
+    this.#slots = parts.slots;
+    this.size = parts.size;
+    let bytes = parts.entries.byteLength + parts.slots.byteLength;
+    for (const chunk of parts.chunks) bytes += chunk.byteLength;
+    this.byteLength = bytes;
+  }
+
+  /**
+   * The typed arrays the directory is made of, to send to another thread
+   * with {@linkcode transferList}. The directory must not be used after they
+   * were transferred.
+   */
+  parts(): DirectoryParts {
+    return { chunks: this.#chunks, entries: this.#entries, slots: this.#slots, size: this.size };
   }
 
   /**
@@ -99,6 +147,27 @@ export class Directory {
     const h = hashBytes(buf, start, end);
     const slots = this.#slots;
     return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
+  }
+
+  /**
+   * Byte length of the registration of entry `id` (its compact JSON, without
+   * the final `\n`): the answer minus one.
+   */
+  valueLength(id: number): number {
+    return this.#entries[id * STRIDE + 3] - 1;
+  }
+
+  /**
+   * Copies the registration of entry `id` (without its final `\n`) into
+   * `out` at `pos`, which must have room for {@linkcode valueLength}; returns
+   * the offset after it.
+   */
+  copyValue(id: number, out: Uint8Array, pos: number): number {
+    const e = id * STRIDE;
+    const off = this.#entries[e + 2];
+    const len = this.#entries[e + 3] - 1;
+    out.set(this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + len), pos);
+    return pos + len;
   }
 
   /** Byte length of the answer of entry `id`, its final `\n` included. */
@@ -212,7 +281,12 @@ export class DirectoryBuilder {
   /** Freezes the builder; it must not be used afterwards. */
   finish(): Directory {
     const entries = this.#entries.slice(0, this.#size * STRIDE);
-    return new Directory(this.#chunks, entries, this.#slots, this.#size);
+    return new Directory({
+      chunks: this.#chunks,
+      entries,
+      slots: this.#slots,
+      size: this.#size,
+    });
   }
 
   #set(

@@ -39,9 +39,10 @@ export class DataError extends Error {
    * @param path the data file
    * @param line the 1-based line, or 0 for the whole file
    * @param reason what is wrong
+   * @param options the underlying error as `cause`, e.g. the file system's
    */
-  constructor(path: string, line: number, reason: string) {
-    super(line > 0 ? `${path}:${line}: ${reason}` : `${path}: ${reason}`);
+  constructor(path: string, line: number, reason: string, options?: ErrorOptions) {
+    super(line > 0 ? `${path}:${line}: ${reason}` : `${path}: ${reason}`, options);
     this.path = path;
     this.line = line;
     this.reason = reason;
@@ -99,7 +100,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
   try {
     file = await Deno.open(path, { read: true });
   } catch (error) {
-    throw new DataError(path, 0, `cannot open: ${describeFsError(error)}`);
+    throw new DataError(path, 0, `cannot open: ${describeFsError(error)}`, { cause: error });
   }
   try {
     let total = 0;
@@ -109,7 +110,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
       total = info.size;
     } catch (error) {
       if (error instanceof DataError) throw error;
-      throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`);
+      throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
     }
     // Typical registrations are 600 to 700 bytes: room for that many, to grow rarely.
     const loader = new LineLoader(path, Math.max(1024, Math.ceil(total / 700)));
@@ -122,7 +123,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
     const read = (from: number): Promise<number | null> =>
       file.read(chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1))).catch(
         (error) => {
-          throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`);
+          throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
         },
       );
     // The next block is read while the last one is parsed: reads run on

@@ -37,6 +37,8 @@ export class Counters {
   reloads = 0;
   /** Reloads that kept the old data because the new file was bad. */
   reloadFailures = 0;
+  /** Reloads that kept the old data because the new file had too few entries. */
+  reloadRefusals = 0;
 
   /** The counters as a plain object, e.g. for JSON. */
   snapshot(): Record<string, number> {

@@ -1,41 +1,73 @@
 /**
- * Reloading the data file into a running server (SIGHUP).
+ * Reloading the data file into a running server (SIGHUP, the file watcher).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { DataError, loadDirectory } from "../loading/load.ts";
+import type { LiveDirectory } from "../directory/live.ts";
+import { describe } from "../errors.ts";
+import { DEFAULTS } from "../limits.ts";
+import { DataError, type LoadResult } from "../loading/load.ts";
+import { loadInWorker } from "../loading/worker_load.ts";
+import type { Counters } from "./counters.ts";
 import { collectGarbage } from "./memory.ts";
-import type { Server } from "../transport/server.ts";
 
 const logger = getLogger(["sipdir", "reload"]);
+
+/** Options of {@linkcode Reloader}. */
+export interface ReloaderOptions {
+  /** The directory being served; a successful reload replaces its content. */
+  live: LiveDirectory;
+  /** Where reloads, failures and refusals are counted. */
+  counters: Counters;
+  /** The data file to read again. */
+  path: string;
+  /**
+   * Refuse new data with fewer entries than this share of the data being
+   * served (a truncated or empty dump); 0 accepts anything valid. Default 0.5.
+   */
+  minRatio?: number;
+  /** How to load the file; on a worker thread by default. */
+  load?: (path: string) => Promise<LoadResult>;
+}
 
 /**
  * Reloads on request, one load at a time. The new directory is built beside
  * the old one, which keeps answering meanwhile, and is swapped in only when
- * the whole file loaded; a bad file leaves the old data in place.
+ * the whole file loaded and passed the guard; otherwise the old data stays.
  *
  * @example
- * ```ts ignore
- * const reloader = new Reloader(server, "data/regs");
- * Deno.addSignalListener("SIGHUP", () => reloader.request());
+ * ```ts
+ * import { Counters } from "./counters.ts";
+ * import { LiveDirectory } from "../directory/live.ts";
+ * import { loadDirectory } from "../loading/load.ts";
+ * import { Reloader } from "./reload.ts";
+ * import { assertEquals } from "node:assert/strict";
+ * const { directory } = await loadDirectory({ path: "data/regs" });
+ * const live = new LiveDirectory(directory);
+ * const counters = new Counters();
+ * const reloader = new Reloader({ live, counters, path: "data/regs" });
+ * await reloader.request();
+ * assertEquals(counters.reloads, 1);
  * ```
  */
 export class Reloader {
-  readonly #server: Server;
+  readonly #live: LiveDirectory;
+  readonly #counters: Counters;
   readonly #path: string;
+  readonly #minRatio: number;
+  readonly #load: (path: string) => Promise<LoadResult>;
   #running: Promise<void> | undefined;
   #again = false;
 
-  /**
-   * Creates a reloader; nothing is read until {@linkcode request}.
-   * @param server the server whose directory is replaced
-   * @param path the data file to read again
-   */
-  constructor(server: Server, path: string) {
-    this.#server = server;
-    this.#path = path;
+  /** Creates a reloader; nothing is read until {@linkcode request}. */
+  constructor(options: ReloaderOptions) {
+    this.#live = options.live;
+    this.#counters = options.counters;
+    this.#path = options.path;
+    this.#minRatio = options.minRatio ?? DEFAULTS.reloadMinRatio;
+    this.#load = options.load ?? ((path) => loadInWorker({ path }));
   }
 
   /**
@@ -60,22 +92,46 @@ export class Reloader {
   }
 
   async #reloadOnce(): Promise<void> {
-    const counters = this.#server.counters;
-    logger.info("reloading {path}", { path: this.#path });
+    const counters = this.#counters;
+    const path = this.#path;
+    logger.info("reloading {path}", { path });
+    let loaded: LoadResult;
     try {
-      const { directory, report } = await loadDirectory({ path: this.#path });
-      this.#server.directory = directory;
-      // The previous directory is garbage now: give its memory back.
-      collectGarbage();
-      counters.reloads++;
-      logger.info(
-        "reloaded {path}: {entries} entries ({duplicates} duplicates), {bytes} bytes in {ms} ms",
-        { path: this.#path, ...report, ms: Math.round(report.ms) },
-      );
+      loaded = await this.#load(path);
     } catch (error) {
       counters.reloadFailures++;
-      const message = error instanceof DataError ? error.message : String(error);
-      logger.error("reload failed, still serving the previous data: {message}", { message });
+      if (error instanceof DataError) {
+        logger.error("reload failed, still serving the previous data: {message}", {
+          message: error.message,
+        });
+      } else {
+        // Not the file's fault: a bug, logged whole.
+        logger.error("reload failed, still serving the previous data: {error}\n{stack}", {
+          error: describe(error),
+          stack: (error as Error)?.stack ?? "",
+        });
+      }
+      return;
     }
+    const { report } = loaded;
+    const serving = this.#live.directory.size;
+    if (this.#minRatio > 0 && report.entries < serving * this.#minRatio) {
+      counters.reloadRefusals++;
+      logger.error(
+        "reload refused, still serving the previous data: {path} has {entries} entries, " +
+          "fewer than {ratio} of the {serving} being served (--reload-min-ratio); " +
+          "restart sipdir to serve it anyway",
+        { path, entries: report.entries, ratio: this.#minRatio, serving },
+      );
+      return;
+    }
+    this.#live.replace(loaded.directory);
+    // The previous directory is garbage now: give its memory back.
+    collectGarbage();
+    counters.reloads++;
+    logger.info(
+      "reloaded {path}: {entries} entries ({duplicates} duplicates), {bytes} bytes in {ms} ms",
+      { path, ...report, ms: Math.round(report.ms) },
+    );
   }
 }

@@ -11,27 +11,19 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { DEFAULTS as SERVE_DEFAULTS } from "../limits.ts";
 import { Counters } from "../operations/counters.ts";
-import type { Directory } from "../directory/directory.ts";
+import { Directory } from "../directory/directory.ts";
+import { LiveDirectory } from "../directory/live.ts";
+import { describe } from "../errors.ts";
 import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../protocol/line_framer.ts";
 
 const logger = getLogger(["sipdir", "server"]);
 
-/** Defaults of {@linkcode ServeOptions}. */
-export const SERVE_DEFAULTS = {
-  hostname: "127.0.0.1",
-  port: 1234,
-  idleTimeout: 10_000,
-  maxLine: 1024,
-  maxClients: 10_000,
-  maxPending: 1024 * 1024,
-  shutdownGrace: 2000,
-} as const;
-
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
-  /** The directory to answer from; {@linkcode Server.directory} swaps it later. */
-  directory: Directory;
+  /** The directory to answer from: a fixed one, or a live one that reloads replace. */
+  directory: Directory | LiveDirectory;
   /** Address to listen on. Default 127.0.0.1. */
   hostname?: string;
   /** Port to listen on; 0 picks a free one. Default 1234. */
@@ -105,10 +97,10 @@ export class Server {
   /** Resolves once the server has stopped and every connection is closed. */
   readonly finished: Promise<void>;
   /**
-   * The directory answering lookups. Assigning a new one is atomic: each
-   * read's lookups use one directory, and open connections stay open.
+   * The directory answering lookups. Replacing it is atomic: each read's
+   * lookups use one directory, and open connections stay open.
    */
-  directory: Directory;
+  readonly live: LiveDirectory;
 
   readonly #listener: Deno.TcpListener;
   readonly #framer: LineFramer;
@@ -139,7 +131,9 @@ export class Server {
   constructor(options: ServeOptions) {
     const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
     const port = options.port ?? SERVE_DEFAULTS.port;
-    this.directory = options.directory;
+    this.live = options.directory instanceof Directory
+      ? new LiveDirectory(options.directory)
+      : options.directory;
     this.counters = options.counters ?? new Counters();
     this.#idleTimeout = options.idleTimeout ?? SERVE_DEFAULTS.idleTimeout;
     const maxLine = options.maxLine ?? SERVE_DEFAULTS.maxLine;
@@ -334,7 +328,7 @@ export class Server {
     eof: boolean,
     verbose: boolean,
   ): number {
-    const directory = this.directory;
+    const directory = this.live.directory;
     const framer = this.#framer;
     let out: Uint8Array | null = null;
     let single: Uint8Array | null = null;
@@ -509,10 +503,6 @@ function grow(out: Uint8Array, used: number, need: number): Uint8Array {
 function isOutOfResources(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === "EMFILE" || code === "ENFILE" || code === "ENOBUFS" || code === "ENOMEM";
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /**

@@ -1,0 +1,160 @@
+/**
+ * A running sipdir, from the parsed command line to a clean stop: guard the
+ * inspector, load the data, listen, answer signals, drain.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Flags } from "./cli/flags.ts";
+import { LiveDirectory } from "./directory/live.ts";
+import { describe } from "./errors.ts";
+import { DEFAULTS } from "./limits.ts";
+import { DataError } from "./loading/load.ts";
+import { progressLine } from "./loading/progress.ts";
+import { loadInWorker } from "./loading/worker_load.ts";
+import { guardInspector, INSPECTOR_ADDRESS } from "./operations/inspector_guard.ts";
+import { collectGarbage } from "./operations/memory.ts";
+import { Reloader } from "./operations/reload.ts";
+import { formatAddress, serve } from "./transport/server.ts";
+
+const logger = getLogger(["sipdir"]);
+
+/** Verbose mode logs the counters this often. */
+const COUNTERS_INTERVAL = 60_000;
+
+/**
+ * Runs sipdir until SIGTERM or SIGINT; resolves to the exit status: 0 after
+ * a clean stop, 1 when the data or an address is unusable. Logging must be
+ * set up by the caller.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseFlags } from "./cli/flags.ts";
+ * import { runService } from "./service.ts";
+ * Deno.exit(await runService(parseFlags(["--port", "0"])));
+ * ```
+ */
+export async function runService(flags: Flags): Promise<number> {
+  // Fatal errors also reach the terminal when the log goes to a file.
+  const fatal = (message: string): number => {
+    logger.fatal(message);
+    if (flags.log !== undefined) console.error(`sipdir: ${message}`);
+    return 1;
+  };
+  // First of all: a SIGUSR1 during a long load must not open a debugger.
+  const guard = flags.inspectorGuard ? holdInspectorAddress() : undefined;
+  try {
+    let live: LiveDirectory;
+    try {
+      live = await loadLive(flags);
+    } catch (error) {
+      if (error instanceof DataError) return fatal(error.message);
+      throw error;
+    }
+
+    let server;
+    try {
+      server = serve({
+        directory: live,
+        hostname: flags.ip,
+        port: flags.port,
+        idleTimeout: flags.timeout,
+        maxLine: flags.maxLine,
+        maxClients: flags.maxClients,
+        maxPending: flags.maxPending,
+      });
+    } catch (error) {
+      return fatal(`cannot listen on ${flags.ip}:${flags.port}: ${describe(error)}`);
+    }
+    logger.info("listening on {address}", { address: formatAddress(server.addr) });
+
+    const reloader = new Reloader({
+      live,
+      counters: server.counters,
+      path: flags.data,
+      minRatio: flags.reloadMinRatio,
+    });
+    const logCounters = () =>
+      logger.info("counters: {counters}", { counters: server.counters.format() });
+    const stop = () => {
+      logger.info("stopping: answering what was received, then closing {count} connection(s)", {
+        count: server.connections,
+      });
+      server.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
+    };
+    const handlers: [Deno.Signal, () => void][] = [
+      ["SIGTERM", stop],
+      ["SIGINT", stop],
+      ["SIGHUP", () => void reloader.request()],
+      // Not SIGUSR1: Deno opens its inspector on it (see inspector_guard.ts).
+      ["SIGUSR2", logCounters],
+    ];
+    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+    const ticker = flags.verbose ? setInterval(logCounters, COUNTERS_INTERVAL) : undefined;
+
+    await server.finished;
+
+    clearInterval(ticker);
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    logCounters();
+    logger.info("stopped");
+    return 0;
+  } finally {
+    guard?.close();
+  }
+}
+
+/** Holds the inspector's address, or says why it cannot. */
+function holdInspectorAddress() {
+  try {
+    return guardInspector();
+  } catch (error) {
+    logger.warn(
+      "cannot hold {address} ({error}): while nothing else holds it, a SIGUSR1 opens " +
+        "Deno's debugger there",
+      {
+        address: formatAddress({ transport: "tcp", ...INSPECTOR_ADDRESS }),
+        error: describe(error),
+      },
+    );
+    return undefined;
+  }
+}
+
+/**
+ * Loads the data file on a worker thread into a new {@linkcode LiveDirectory}
+ * and logs the result. Its own function, so that no frame that lives as long
+ * as the server keeps the first directory alive after a reload replaced it.
+ */
+async function loadLive(flags: Flags): Promise<LiveDirectory> {
+  // A reload or counters request during a long start-up would otherwise
+  // kill the process (the default action of both signals).
+  const tooEarly = () => logger.warn("still loading {path}: signal ignored", { path: flags.data });
+  const early: Deno.Signal[] = ["SIGHUP", "SIGUSR2"];
+  for (const signal of early) Deno.addSignalListener(signal, tooEarly);
+  const progress = Deno.stderr.isTerminal()
+    ? progressLine({ label: flags.data, writer: Deno.stderr })
+    : undefined;
+  try {
+    const { directory, report } = await loadInWorker({
+      path: flags.data,
+      onProgress: progress?.update,
+    });
+    progress?.clear();
+    collectGarbage();
+    logger.info(
+      "loaded {entries} entries ({duplicates} duplicates) from {path}: {bytes} bytes in {ms} ms",
+      { ...report, path: flags.data, ms: Math.round(report.ms) },
+    );
+    if (report.entries === 0) {
+      logger.warn("{path} has no registrations: every lookup will get an empty line", {
+        path: flags.data,
+      });
+    }
+    return new LiveDirectory(directory);
+  } finally {
+    progress?.clear();
+    for (const signal of early) Deno.removeSignalListener(signal, tooEarly);
+  }
+}
