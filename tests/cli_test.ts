@@ -20,6 +20,33 @@ Deno.test("cli: start and compile tasks use the same flags and narrow permission
   assertOk(!/\s-A\s|--allow-all/.test(config.tasks.compile));
 });
 
+Deno.test("cli: the compile task embeds every worker module that lib/ starts", async () => {
+  // deno compile leaves out modules only reached through `new Worker(...)`;
+  // the binary would fail at its first load without them.
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const included = [...config.tasks.compile.matchAll(/--include[= ](\S+)/g)].map((m) => m[1]);
+  const workers: string[] = [];
+  const lib = new URL("../lib/", import.meta.url);
+  const walk = async (dir: URL): Promise<void> => {
+    for await (const entry of Deno.readDir(dir)) {
+      const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+      if (entry.isDirectory) await walk(url);
+      else if (entry.name.endsWith(".ts")) {
+        const text = await Deno.readTextFile(url);
+        for (const m of text.matchAll(/new URL\("(\.[^"]+)", import\.meta\.url\)/g)) {
+          const target = new URL(m[1], url);
+          if (/Worker/.test(text) && target.pathname.endsWith("_worker.ts")) {
+            workers.push(target.pathname.slice(new URL("../", lib).pathname.length));
+          }
+        }
+      }
+    }
+  };
+  await walk(lib);
+  assertOk(workers.length > 0, "no worker module found");
+  for (const worker of workers) assertOk(included.includes(worker), `${worker} not in --include`);
+});
+
 Deno.test("cli: --help lists every flag and exits 0", async () => {
   const { code, stdout } = await runSipdir(["--help"]);
   assertEquals(code, 0);
