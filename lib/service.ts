@@ -12,7 +12,7 @@ import { describe } from "./errors.ts";
 import { DEFAULTS } from "./limits.ts";
 import { DataError } from "./loading/load.ts";
 import { progressLine } from "./loading/progress.ts";
-import { loadInWorker } from "./loading/worker_load.ts";
+import { WorkerLoader } from "./loading/worker_load.ts";
 import { guardInspector, INSPECTOR_ADDRESS } from "./operations/inspector_guard.ts";
 import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
@@ -44,10 +44,11 @@ export async function runService(flags: Flags): Promise<number> {
   };
   // First of all: a SIGUSR1 during a long load must not open a debugger.
   const guard = flags.inspectorGuard ? holdInspectorAddress() : undefined;
+  const loader = new WorkerLoader();
   try {
     let live: LiveDirectory;
     try {
-      live = await loadLive(flags);
+      live = await loadLive(flags, loader);
     } catch (error) {
       if (error instanceof DataError) return fatal(error.message);
       throw error;
@@ -74,6 +75,7 @@ export async function runService(flags: Flags): Promise<number> {
       counters: server.counters,
       path: flags.data,
       minRatio: flags.reloadMinRatio,
+      load: (path) => loader.load({ path }),
     });
     const logCounters = () =>
       logger.info("counters: {counters}", { counters: server.counters.format() });
@@ -101,6 +103,7 @@ export async function runService(flags: Flags): Promise<number> {
     logger.info("stopped");
     return 0;
   } finally {
+    loader.close();
     guard?.close();
   }
 }
@@ -127,7 +130,7 @@ function holdInspectorAddress() {
  * and logs the result. Its own function, so that no frame that lives as long
  * as the server keeps the first directory alive after a reload replaced it.
  */
-async function loadLive(flags: Flags): Promise<LiveDirectory> {
+async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirectory> {
   // A reload or counters request during a long start-up would otherwise
   // kill the process (the default action of both signals).
   const tooEarly = () => logger.warn("still loading {path}: signal ignored", { path: flags.data });
@@ -137,7 +140,7 @@ async function loadLive(flags: Flags): Promise<LiveDirectory> {
     ? progressLine({ label: flags.data, writer: Deno.stderr })
     : undefined;
   try {
-    const { directory, report } = await loadInWorker({
+    const { directory, report } = await loader.load({
       path: flags.data,
       onProgress: progress?.update,
     });

@@ -4,12 +4,14 @@ import { Reloader } from "../lib/operations/reload.ts";
 import { serve } from "../lib/transport/server.ts";
 import { LineClient, record, tempFile } from "./helpers.ts";
 
+const load = (path: string) => loadDirectory({ path });
+
 Deno.test("reload: new data is served; a bad file keeps the old data", async () => {
   const path = await tempFile(`${record("a", { v: 1 })}\n`);
   const server = serve({ directory: (await loadDirectory({ path })).directory, port: 0 });
   const client = await LineClient.connect(server.addr.port);
   try {
-    const reloader = new Reloader({ live: server.live, counters: server.counters, path });
+    const reloader = new Reloader({ live: server.live, counters: server.counters, path, load });
     await client.send("a\nb\n");
     assertEquals(await client.lines(2), [record("a", { v: 1 }), ""]);
 
@@ -39,7 +41,7 @@ Deno.test("reload: requests during a reload make one more reload, not one each",
   const path = await tempFile(`${record("a")}\n`);
   const server = serve({ directory: (await loadDirectory({ path })).directory, port: 0 });
   try {
-    const reloader = new Reloader({ live: server.live, counters: server.counters, path });
+    const reloader = new Reloader({ live: server.live, counters: server.counters, path, load });
     const first = reloader.request();
     const others = [reloader.request(), reloader.request(), reloader.request()];
     await Promise.all([first, ...others]);

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { mappedBuffer } from "./mapped_buffer.ts";
+
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
@@ -223,8 +225,8 @@ export class DirectoryBuilder {
   constructor(expected = 1024) {
     let slots = 1024;
     while (slots < expected * 2) slots *= 2;
-    this.#slots = new Int32Array(slots);
-    this.#entries = new Uint32Array(Math.max(expected, 64) * STRIDE);
+    this.#slots = int32Array(slots);
+    this.#entries = uint32Array(Math.max(expected, 64) * STRIDE);
   }
 
   /** Number of distinct keys so far. */
@@ -267,7 +269,7 @@ export class DirectoryBuilder {
       return true;
     }
     if ((this.#size + 1) * STRIDE > this.#entries.length) {
-      const bigger = new Uint32Array(this.#entries.length * 2);
+      const bigger = uint32Array(this.#entries.length * 2);
       bigger.set(this.#entries);
       this.#entries = bigger;
     }
@@ -280,7 +282,8 @@ export class DirectoryBuilder {
 
   /** Freezes the builder; it must not be used afterwards. */
   finish(): Directory {
-    const entries = this.#entries.slice(0, this.#size * STRIDE);
+    const entries = uint32Array(this.#size * STRIDE);
+    entries.set(this.#entries.subarray(0, this.#size * STRIDE));
     return new Directory({
       chunks: this.#chunks,
       entries,
@@ -309,7 +312,7 @@ export class DirectoryBuilder {
   }
 
   #grow(): void {
-    const slots = new Int32Array(this.#slots.length * 2);
+    const slots = int32Array(this.#slots.length * 2);
     const mask = slots.length - 1;
     const entries = this.#entries;
     for (let id = 1; id <= this.#size; id++) {
@@ -319,4 +322,12 @@ export class DirectoryBuilder {
     }
     this.#slots = slots;
   }
+}
+
+function int32Array(length: number): Int32Array {
+  return new Int32Array(mappedBuffer(length * 4), 0, length);
+}
+
+function uint32Array(length: number): Uint32Array {
+  return new Uint32Array(mappedBuffer(length * 4), 0, length);
 }

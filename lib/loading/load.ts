@@ -10,6 +10,7 @@
  */
 
 import { type Directory, DirectoryBuilder } from "../directory/directory.ts";
+import { mappedBuffer } from "../directory/mapped_buffer.ts";
 import { compactInPlace, RecordScanner } from "./record.ts";
 
 const LF = 0x0a;
@@ -116,7 +117,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
     const loader = new LineLoader(path, Math.max(1024, Math.ceil(total / 700)));
     let done = 0;
     // Each chunk keeps one spare byte, for the `\n` of a last line that has none.
-    let chunk = new Uint8Array(Math.min(chunkSize, total + 1) + 1);
+    let chunk = bytes(Math.min(chunkSize, total + 1) + 1);
     let index = loader.builder.addChunk(chunk);
     let fill = 0;
     let parsed = 0;
@@ -145,9 +146,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
         if (reading) continue;
         const carry = fill - parsed;
         const remaining = total > done ? total - done : READ_STEP;
-        const next = new Uint8Array(
-          Math.max(Math.min(chunkSize, carry + remaining), carry * 2) + 1,
-        );
+        const next = bytes(Math.max(Math.min(chunkSize, carry + remaining), carry * 2) + 1);
         next.set(chunk.subarray(parsed, fill));
         if (parsed === 0) {
           // One line fills the chunk: nothing points into it yet, so grow it.
@@ -179,6 +178,11 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
   } finally {
     file.close();
   }
+}
+
+/** Storage for `length` bytes of dump, returned to the system once collected. */
+function bytes(length: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(mappedBuffer(length), 0, length);
 }
 
 function describeFsError(error: unknown): string {
@@ -280,7 +284,7 @@ class LineLoader {
 
   #storeKey(key: Uint8Array): number {
     if (this.#keysFill + key.length > this.#keys.length) {
-      this.#keys = new Uint8Array(Math.max(64 * 1024, key.length));
+      this.#keys = bytes(Math.max(64 * 1024, key.length));
       this.#keysIndex = this.builder.addChunk(this.#keys);
       this.#keysFill = 0;
     }

@@ -2,7 +2,7 @@
  * The loader's worker: reads, validates and indexes a dump off the serving
  * thread, then hands the finished buffers over without copying them.
  *
- * Started by {@linkcode loadInWorker} from `worker_load.ts`; `deno compile`
+ * Started by `WorkerLoader` from `worker_load.ts`; `deno compile`
  * must embed this module (`--include`), as it is not imported statically.
  *
  * @module
@@ -11,6 +11,7 @@
 /// <reference lib="deno.worker" />
 
 import { transferList } from "../directory/directory.ts";
+import { collectGarbage } from "../operations/memory.ts";
 import { DataError, loadDirectory } from "./load.ts";
 import type { LoadReply, LoadRequest } from "./worker_load.ts";
 
@@ -26,6 +27,8 @@ self.onmessage = async (event: MessageEvent<LoadRequest>) => {
     });
     const parts = directory.parts();
     reply({ kind: "loaded", parts, report }, transferList(parts));
+    // What the load left behind (the index's growth) is garbage now.
+    collectGarbage();
   } catch (error) {
     // Anything else, out of memory included, still names the file.
     const data = error instanceof DataError

@@ -28,57 +28,92 @@ export type LoadReply =
 export const LOAD_WORKER_URL: URL = new URL("./load_worker.ts", import.meta.url);
 
 /**
- * Loads a dump like `loadDirectory` does, on a worker thread: the calling
+ * Loads dumps like `loadDirectory` does, on a worker thread: the calling
  * thread stays free to serve, and receives the finished directory's buffers
  * without a copy. Every failure, including the worker running out of memory
  * or stopping, rejects with a {@linkcode DataError} naming the file; the
- * caller's thread is never at risk.
+ * calling thread is never at risk.
+ *
+ * The worker lives from the first load to {@linkcode WorkerLoader.close}:
+ * creating one holds up the calling thread for tens of milliseconds (Deno
+ * builds its isolate before `new Worker` returns), which would be a stall in
+ * the lookups of every reload. A worker that failed is replaced at the next
+ * load. Loads run one at a time.
  *
  * @example
  * ```ts
- * import { loadInWorker } from "./worker_load.ts";
+ * import { WorkerLoader } from "./worker_load.ts";
  * import { assertEquals } from "node:assert/strict";
- * const { directory, report } = await loadInWorker({ path: "data/regs" });
- * assertEquals(directory.size, report.entries);
+ * const loader = new WorkerLoader();
+ * try {
+ *   const { directory, report } = await loader.load({ path: "data/regs" });
+ *   assertEquals(directory.size, report.entries);
+ * } finally {
+ *   loader.close();
+ * }
  * ```
  */
-export function loadInWorker(
-  options: LoadOptions & {
-    /** The worker module; tests point it elsewhere to make the worker fail. */
-    workerUrl?: URL;
-  },
-): Promise<LoadResult> {
-  const { path, onProgress } = options;
-  const worker = new Worker(options.workerUrl ?? LOAD_WORKER_URL, {
-    type: "module",
-    name: "sipdir-loader",
-  });
-  const result = new Promise<LoadResult>((resolve, reject) => {
-    worker.onmessage = (event: MessageEvent<LoadReply>) => {
-      const reply = event.data;
-      if (reply.kind === "progress") {
-        onProgress?.(reply.done, reply.total);
-      } else if (reply.kind === "loaded") {
-        resolve({ directory: new Directory(reply.parts), report: reply.report });
-      } else {
-        const cause = reply.cause === undefined ? undefined : { cause: reply.cause };
-        reject(new DataError(path, reply.line, reply.reason, cause));
-      }
-    };
-    worker.onerror = (event) => {
-      // Handled here: an uncaught error in a worker would otherwise end the process.
-      event.preventDefault();
-      reject(new DataError(path, 0, `the loader stopped: ${event.message}`));
-    };
-    worker.onmessageerror = () => {
-      reject(new DataError(path, 0, "the loader's answer could not be read"));
-    };
-  });
-  const request: LoadRequest = {
-    path,
-    chunkSize: options.chunkSize,
-    progress: onProgress !== undefined,
-  };
-  worker.postMessage(request);
-  return result.finally(() => worker.terminate());
+export class WorkerLoader {
+  readonly #url: URL;
+  #worker: Worker | undefined;
+  #busy: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Creates a loader; the worker starts at the first load.
+   * @param url the worker module; tests point it elsewhere to make the worker fail
+   */
+  constructor(url: URL = LOAD_WORKER_URL) {
+    this.#url = url;
+  }
+
+  /** Loads `options.path`; waits for any load already running to end first. */
+  load(options: LoadOptions): Promise<LoadResult> {
+    const result = this.#busy.then(() => this.#load(options));
+    this.#busy = result.catch(() => {});
+    return result;
+  }
+
+  /** Stops the worker. A later load starts a new one. */
+  close(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+
+  #load(options: LoadOptions): Promise<LoadResult> {
+    const { path, onProgress } = options;
+    const worker = this.#worker ??= new Worker(this.#url, {
+      type: "module",
+      name: "sipdir-loader",
+    });
+    return new Promise<LoadResult>((resolve, reject) => {
+      const fail = (reason: string) => {
+        // A worker in an unknown state is not reused.
+        this.close();
+        reject(new DataError(path, 0, reason));
+      };
+      worker.onmessage = (event: MessageEvent<LoadReply>) => {
+        const reply = event.data;
+        if (reply.kind === "progress") {
+          onProgress?.(reply.done, reply.total);
+        } else if (reply.kind === "loaded") {
+          resolve({ directory: new Directory(reply.parts), report: reply.report });
+        } else {
+          const cause = reply.cause === undefined ? undefined : { cause: reply.cause };
+          reject(new DataError(path, reply.line, reply.reason, cause));
+        }
+      };
+      worker.onerror = (event) => {
+        // Handled here: an uncaught error in a worker would otherwise end the process.
+        event.preventDefault();
+        fail(`the loader stopped: ${event.message}`);
+      };
+      worker.onmessageerror = () => fail("the loader's answer could not be read");
+      const request: LoadRequest = {
+        path,
+        chunkSize: options.chunkSize,
+        progress: onProgress !== undefined,
+      };
+      worker.postMessage(request);
+    });
+  }
 }

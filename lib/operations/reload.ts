@@ -9,7 +9,6 @@ import type { LiveDirectory } from "../directory/live.ts";
 import { describe } from "../errors.ts";
 import { DEFAULTS } from "../limits.ts";
 import { DataError, type LoadResult } from "../loading/load.ts";
-import { loadInWorker } from "../loading/worker_load.ts";
 import type { Counters } from "./counters.ts";
 import { collectGarbage } from "./memory.ts";
 
@@ -28,8 +27,8 @@ export interface ReloaderOptions {
    * served (a truncated or empty dump); 0 accepts anything valid. Default 0.5.
    */
   minRatio?: number;
-  /** How to load the file; on a worker thread by default. */
-  load?: (path: string) => Promise<LoadResult>;
+  /** How to load the file, e.g. `WorkerLoader.load`, which keeps this thread free to serve. */
+  load: (path: string) => Promise<LoadResult>;
 }
 
 /**
@@ -47,7 +46,8 @@ export interface ReloaderOptions {
  * const { directory } = await loadDirectory({ path: "data/regs" });
  * const live = new LiveDirectory(directory);
  * const counters = new Counters();
- * const reloader = new Reloader({ live, counters, path: "data/regs" });
+ * const load = (path: string) => loadDirectory({ path });
+ * const reloader = new Reloader({ live, counters, path: "data/regs", load });
  * await reloader.request();
  * assertEquals(counters.reloads, 1);
  * ```
@@ -67,7 +67,7 @@ export class Reloader {
     this.#counters = options.counters;
     this.#path = options.path;
     this.#minRatio = options.minRatio ?? DEFAULTS.reloadMinRatio;
-    this.#load = options.load ?? ((path) => loadInWorker({ path }));
+    this.#load = options.load;
   }
 
   /**
