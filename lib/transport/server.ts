@@ -257,27 +257,7 @@ export class Server {
         let pos = 0;
         for (;;) {
           pos = this.#answer(client, buf, pos, len, eof, verbose);
-          if (client.outLen > 0) {
-            const out = client.out!;
-            const end = client.outLen;
-            client.writing = true;
-            let off = 0;
-            while (off < end) {
-              // A lone answer is already a view of exactly its bytes.
-              const written = await conn.write(
-                off === 0 && end === out.length ? out : out.subarray(off, end),
-              );
-              off += written;
-              this.counters.writes++;
-              this.counters.bytesOut += written;
-              client.lastActive = this.#now;
-            }
-            client.writing = false;
-            client.outLen = 0;
-            // Idle connections should not hold output buffers.
-            if (client.pooled) this.#giveBack(out);
-            client.out = null;
-          }
+          if (client.outLen > 0) await this.#flush(client);
           if (client.verdict !== MORE) break;
         }
         if (client.verdict === CLOSE || eof) break;
@@ -313,6 +293,33 @@ export class Server {
       }
       this.#maybeFinished();
     }
+  }
+
+  /**
+   * Writes `client.out` whole. Its own frame, so that nothing in the session's
+   * frame still points at an answer once it is written: an idle connection
+   * must not keep the data of a reload ago alive.
+   */
+  async #flush(client: Client): Promise<void> {
+    const out = client.out!;
+    const end = client.outLen;
+    client.writing = true;
+    let off = 0;
+    while (off < end) {
+      // A lone answer is already a view of exactly its bytes.
+      const written = await client.conn.write(
+        off === 0 && end === out.length ? out : out.subarray(off, end),
+      );
+      off += written;
+      this.counters.writes++;
+      this.counters.bytesOut += written;
+      client.lastActive = this.#now;
+    }
+    client.writing = false;
+    client.outLen = 0;
+    // Idle connections should not hold output buffers.
+    if (client.pooled) this.#giveBack(out);
+    client.out = null;
   }
 
   /**
