@@ -19,8 +19,8 @@ import { runService } from "./lib/service.ts";
  * @example
  * ```ts
  * import { main } from "./main.ts";
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(await main(["--version"]), 0);
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(await main(["--version"]), 0);
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {

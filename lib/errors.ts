@@ -10,9 +10,9 @@
  * @example
  * ```ts
  * import { describe } from "./errors.ts";
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(describe(new RangeError("too big")), "RangeError: too big");
- * assertEquals(describe("plain"), "plain");
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(describe(new RangeError("too big")), "RangeError: too big");
+ * assert.deepEqual(describe("plain"), "plain");
  * ```
  */
 export function describe(error: unknown): string {

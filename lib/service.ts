@@ -16,7 +16,8 @@ import { WorkerLoader } from "./loading/worker_load.ts";
 import { guardInspector, INSPECTOR_ADDRESS } from "./operations/inspector_guard.ts";
 import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
-import { formatAddress, serve } from "./transport/server.ts";
+import { formatAddress } from "./transport/address.ts";
+import { serve } from "./transport/server.ts";
 
 const logger = getLogger(["sipdir"]);
 
@@ -117,7 +118,7 @@ function holdInspectorAddress() {
       "cannot hold {address} ({error}): while nothing else holds it, a SIGUSR1 opens " +
         "Deno's debugger there",
       {
-        address: formatAddress({ transport: "tcp", ...INSPECTOR_ADDRESS }),
+        address: formatAddress(INSPECTOR_ADDRESS),
         error: describe(error),
       },
     );

@@ -22,11 +22,18 @@ export function record(aor: string, extra: Record<string, unknown> = {}): string
 
 /** Generated registrations for a test: the dump, its AORs and their answers. */
 export class Dataset {
+  /** The AORs, in dump order. */
   readonly aors: string[];
+  /** Each AOR's registration line, without its `\n`. */
   readonly answers: Map<string, string>;
   /** The dump, one registration a line. */
   readonly text: string;
 
+  /**
+   * Generates `count` registrations, the same for the same `seed`.
+   * @param count how many
+   * @param seed the generator's seed
+   */
   constructor(count: number, seed: number) {
     const generated = [...generateRegistrations({ count, seed, duplicates: 0 })];
     this.aors = generated.map((g) => g.aor);

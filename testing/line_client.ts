@@ -9,10 +9,12 @@ const decoder = new TextDecoder();
 
 /** A client of the line protocol. */
 export class LineClient {
+  /** The connection. */
   readonly conn: Deno.TcpConn;
   #buf = new Uint8Array(0);
   #eof = false;
 
+  /** Wraps a connection; see {@linkcode LineClient.connect}. */
   constructor(conn: Deno.TcpConn) {
     this.conn = conn;
   }
@@ -73,6 +75,7 @@ export class LineClient {
     await this.conn.closeWrite();
   }
 
+  /** Closes the connection, if it is not already. */
   close(): void {
     try {
       this.conn.close();

@@ -19,6 +19,7 @@ export function runtimeFlags(command: string): string[] {
 
 /** A sipdir process started like the compiled binary would run. */
 export class SipdirProcess {
+  /** The process. */
   readonly child: Deno.ChildProcess;
   readonly #stderr: ReadableStreamDefaultReader<string>;
   /** The `--log` file, when one was given. */
@@ -26,6 +27,7 @@ export class SipdirProcess {
   /** Everything it wrote to stderr so far. */
   stderr = "";
 
+  /** Wraps a started process; see {@linkcode SipdirProcess.start}. */
   constructor(child: Deno.ChildProcess, logFile?: string) {
     this.child = child;
     this.#logFile = logFile;
@@ -123,6 +125,7 @@ export class SipdirProcess {
     return { code: status.code, stderr: this.stderr, stdout: await stdout };
   }
 
+  /** Sends `signal`, unless the process has exited. */
   kill(signal: Deno.Signal = "SIGTERM"): void {
     try {
       this.child.kill(signal);

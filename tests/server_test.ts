@@ -1,5 +1,6 @@
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
-import { formatAddress, serve, type ServeOptions, type Server } from "../lib/transport/server.ts";
+import { formatAddress } from "../lib/transport/address.ts";
+import { serve, type ServeOptions, type Server } from "../lib/transport/server.ts";
 import { directoryOf, LineClient, record, withServer as withServerOf } from "./helpers.ts";
 
 const AORS = Array.from(

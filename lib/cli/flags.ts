@@ -111,8 +111,9 @@ type OptionName = keyof typeof OPTIONS;
  * @example
  * ```ts
  * import { parseFlags } from "./flags.ts";
+ * import assert from "node:assert/strict";
  * const flags = parseFlags(["-p", "5060", "--data", "/var/lib/sipdir/regs"]);
- * console.log(flags.port, flags.data, flags.timeout); // 5060 "/var/lib/sipdir/regs" 10000
+ * assert.deepEqual([flags.port, flags.data, flags.timeout], [5060, "/var/lib/sipdir/regs", 10_000]);
  * ```
  */
 export function parseFlags(args: readonly string[]): Flags {

@@ -77,13 +77,13 @@ export interface DirectoryParts {
  * @example
  * ```ts
  * import { Directory, DirectoryBuilder, transferList } from "./directory.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const directory = new DirectoryBuilder().finish();
  * const { port1, port2 } = new MessageChannel();
  * const received = new Promise<MessageEvent>((resolve) => port2.onmessage = resolve);
  * port1.postMessage(directory.parts(), transferList(directory.parts()));
  * const copy = new Directory((await received).data);
- * assertEquals(copy.size, 0);
+ * assert.deepEqual(copy.size, 0);
  * port1.close();
  * port2.close();
  * ```
@@ -101,12 +101,13 @@ export function transferList(parts: DirectoryParts): ArrayBuffer[] {
  * @example
  * ```ts
  * import { DirectoryBuilder } from "./directory.ts";
+ * import assert from "node:assert/strict";
  * const chunk = new TextEncoder().encode('{"addressOfRecord":"a1"}\n');
  * const builder = new DirectoryBuilder();
  * const c = builder.addChunk(chunk);
  * builder.add(c, 20, 2, c, 0, chunk.length);
  * const directory = builder.finish();
- * console.log(new TextDecoder().decode(directory.get("a1"))); // the line
+ * assert.equal(new TextDecoder().decode(directory.get("a1")), '{"addressOfRecord":"a1"}\n');
  * ```
  */
 export class Directory {

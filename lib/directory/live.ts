@@ -18,10 +18,10 @@ import type { Directory } from "./directory.ts";
  * ```ts
  * import { DirectoryBuilder } from "./directory.ts";
  * import { LiveDirectory } from "./live.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const live = new LiveDirectory(new DirectoryBuilder().finish());
  * live.replace(new DirectoryBuilder().finish());
- * assertEquals(live.directory.size, 0);
+ * assert.deepEqual(live.directory.size, 0);
  * ```
  */
 export class LiveDirectory {

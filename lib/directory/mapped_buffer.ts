@@ -32,10 +32,10 @@ const LARGE = 1024 * 1024;
  * @example
  * ```ts
  * import { mappedBuffer } from "./mapped_buffer.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const slots = new Int32Array(mappedBuffer(4 << 20), 0, 1 << 20);
- * assertEquals(slots.length, 1 << 20);
- * assertEquals(slots[0], 0);
+ * assert.deepEqual(slots.length, 1 << 20);
+ * assert.deepEqual(slots[0], 0);
  * ```
  */
 export function mappedBuffer(byteLength: number): ArrayBuffer {

@@ -89,8 +89,10 @@ export interface LoadOptions {
  * @example
  * ```ts
  * import { loadDirectory } from "./load.ts";
+ * import assert from "node:assert/strict";
  * const { directory, report } = await loadDirectory({ path: "data/regs" });
- * console.log(report.entries, directory.get("0142e2fa3543cb32bf000100620002"));
+ * assert.deepEqual([report.entries, report.duplicates], [995, 5]);
+ * assert.ok(directory.get("0142e2fa3543cb32bf000100620002"));
  * ```
  */
 export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {

@@ -32,8 +32,15 @@ export interface ProgressLine {
  * @example
  * ```ts
  * import { progressLine } from "./progress.ts";
- * const progress = progressLine({ label: "data/regs", writer: Deno.stderr });
- * progress.update(50e6, 100e6); // "loading data/regs: 50% (50 of 100 MB)", after 300 ms
+ * import assert from "node:assert/strict";
+ * const written: string[] = [];
+ * const writer = { writeSync: (p: Uint8Array) => written.push(new TextDecoder().decode(p)) && p.length };
+ * let now = 0;
+ * const progress = progressLine({ label: "data/regs", writer, now: () => now });
+ * progress.update(10e6, 100e6); // within the first 300 ms: nothing shown
+ * now = 400;
+ * progress.update(50e6, 100e6);
+ * assert.deepEqual(written, ["\r\x1b[Kloading data/regs: 50% (50 of 100 MB)"]);
  * progress.clear();
  * ```
  */

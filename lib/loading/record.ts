@@ -54,10 +54,11 @@ export interface ScannedRecord {
  * @example
  * ```ts
  * import { RecordScanner } from "./record.ts";
+ * import assert from "node:assert/strict";
  * const line = new TextEncoder().encode('{"addressOfRecord":"a1"}');
  * const scanner = new RecordScanner();
- * if (!scanner.scan(line, 0, line.length)) throw new Error(scanner.error);
- * console.log(scanner.aorStart, scanner.aorEnd); // 20 22
+ * assert.ok(scanner.scan(line, 0, line.length), scanner.error);
+ * assert.deepEqual([scanner.aorStart, scanner.aorEnd], [20, 22]);
  * ```
  */
 export class RecordScanner implements ScannedRecord {

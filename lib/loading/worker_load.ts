@@ -43,11 +43,11 @@ export const LOAD_WORKER_URL: URL = new URL("./load_worker.ts", import.meta.url)
  * @example
  * ```ts
  * import { WorkerLoader } from "./worker_load.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const loader = new WorkerLoader();
  * try {
  *   const { directory, report } = await loader.load({ path: "data/regs" });
- *   assertEquals(directory.size, report.entries);
+ *   assert.deepEqual(directory.size, report.entries);
  * } finally {
  *   loader.close();
  * }

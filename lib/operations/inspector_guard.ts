@@ -31,11 +31,11 @@ export interface InspectorGuard {
  * @example
  * ```ts
  * import { guardInspector } from "./inspector_guard.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * // A free port stands in for 9229 here.
  * const guard = guardInspector({ hostname: "127.0.0.1", port: 0 });
  * const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
- * assertEquals(await conn.read(new Uint8Array(1)), null); // closed at once
+ * assert.deepEqual(await conn.read(new Uint8Array(1)), null); // closed at once
  * conn.close();
  * guard.close();
  * ```

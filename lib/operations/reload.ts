@@ -42,14 +42,14 @@ export interface ReloaderOptions {
  * import { LiveDirectory } from "../directory/live.ts";
  * import { loadDirectory } from "../loading/load.ts";
  * import { Reloader } from "./reload.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const { directory } = await loadDirectory({ path: "data/regs" });
  * const live = new LiveDirectory(directory);
  * const counters = new Counters();
  * const load = (path: string) => loadDirectory({ path });
  * const reloader = new Reloader({ live, counters, path: "data/regs", load });
  * await reloader.request();
- * assertEquals(counters.reloads, 1);
+ * assert.deepEqual(counters.reloads, 1);
  * ```
  */
 export class Reloader {

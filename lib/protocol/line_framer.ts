@@ -22,11 +22,13 @@ export const LINE_TOO_LONG: number = -2;
  *
  * @example
  * ```ts
- * import { LineFramer } from "./line_framer.ts";
+ * import { LineFramer, NO_LINE } from "./line_framer.ts";
+ * import assert from "node:assert/strict";
  * const buf = new TextEncoder().encode(" abc \r\nde");
  * const framer = new LineFramer(1024);
- * const next = framer.next(buf, 0, buf.length); // 7: "de" is incomplete
- * console.log(framer.start, framer.end); // 1 4
+ * assert.equal(framer.next(buf, 0, buf.length), 7); // after the LF
+ * assert.deepEqual([framer.start, framer.end], [1, 4]); // "abc"
+ * assert.equal(framer.next(buf, 7, buf.length), NO_LINE); // "de" is incomplete
  * ```
  */
 export class LineFramer {

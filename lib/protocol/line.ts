@@ -1,0 +1,123 @@
+/**
+ * The line protocol: an AOR per line in, its registration as one line of
+ * compact JSON (or an empty line) out, in order.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { DEFAULTS } from "../limits.ts";
+import { LINE_TOO_LONG, LineFramer, NO_LINE } from "./line_framer.ts";
+import type { Protocol, Replies } from "./protocol.ts";
+
+const logger = getLogger(["sipdir", "line"]);
+
+const LF = 0x0a;
+/** The answer to an unknown AOR. */
+const EMPTY_ANSWER = new Uint8Array([LF]);
+
+/** Options of {@linkcode LineProtocol}. */
+export interface LineOptions {
+  /** Longest request line, in bytes before its LF or CRLF; a longer one closes the connection. Default 1024. */
+  maxLine?: number;
+}
+
+/** A connection's state in the line protocol. */
+export interface LineState {
+  /** Lines answered on this connection. */
+  lines: number;
+}
+
+/**
+ * The line protocol. One instance serves every connection of a listener;
+ * the state of each is in its {@linkcode LineState}.
+ *
+ * @example
+ * ```ts
+ * import { LineProtocol } from "./line.ts";
+ * import { exchange } from "../../testing/protocol_harness.ts";
+ * import assert from "node:assert/strict";
+ * const protocol = new LineProtocol();
+ * const { output } = await exchange(protocol, "0142e2fa3543cb32bf000100620002\nnobody\n");
+ * assert.deepEqual(output.endsWith("}\n\n"), true);
+ * ```
+ */
+export class LineProtocol implements Protocol<LineState> {
+  /** "line". */
+  readonly name = "line";
+  /** Max-line, plus a CRLF. */
+  readonly maxRequest: number;
+  readonly #framer: LineFramer;
+  readonly #decoder = new TextDecoder();
+
+  /** Creates the protocol with its limits. */
+  constructor(options: LineOptions = {}) {
+    const maxLine = options.maxLine ?? DEFAULTS.maxLine;
+    this.#framer = new LineFramer(maxLine);
+    this.maxRequest = maxLine + 2;
+  }
+
+  /** A new connection's state. */
+  createState(): LineState {
+    return { lines: 0 };
+  }
+
+  /**
+   * Answers the complete lines of `buf[pos, len)` until they run out or the
+   * replies reach max-pending; returns where it stopped. At EOF a last line
+   * without LF is answered too.
+   */
+  answer(
+    state: LineState,
+    buf: Uint8Array,
+    pos: number,
+    len: number,
+    eof: boolean,
+    replies: Replies,
+  ): number {
+    const directory = replies.directory;
+    const framer = this.#framer;
+    let lookups = 0;
+    let hits = 0;
+    for (;;) {
+      let next = framer.next(buf, pos, len);
+      if (next === NO_LINE) {
+        if (!eof || pos === len) break;
+        next = framer.last(buf, pos, len) ? len : LINE_TOO_LONG;
+      }
+      if (next === LINE_TOO_LONG) {
+        replies.counters.protocolErrors++;
+        replies.close(`request line over ${framer.maxLine} bytes`);
+        break;
+      }
+      const start = framer.start;
+      const end = framer.end;
+      const id = end > start ? directory.find(buf, start, end) : -1;
+      lookups++;
+      if (id >= 0) hits++;
+      if (replies.verbose) {
+        logger.debug("{peer} {aor} {result}", {
+          peer: replies.peer,
+          aor: this.#decoder.decode(buf.subarray(start, end)),
+          result: id < 0 ? "miss" : "hit",
+        });
+      }
+      pos = next;
+      if (replies.length === 0 && pos === len) {
+        // The only request of this read, as from a client that waits for
+        // each answer: sent from where it lies, without a copy.
+        replies.lone(id < 0 ? EMPTY_ANSWER : directory.answer(id));
+        break;
+      }
+      if (id < 0) replies.writeByte(LF);
+      else replies.write(directory.answer(id));
+      if (replies.full) break;
+    }
+    state.lines += lookups;
+    const counters = replies.counters;
+    counters.lookups += lookups;
+    counters.hits += hits;
+    counters.misses += lookups - hits;
+    return pos;
+  }
+}

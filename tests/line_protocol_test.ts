@@ -1,0 +1,77 @@
+/**
+ * The line protocol by bytes in and bytes out, with no socket: every way a
+ * connection can cut its input into reads must give the same replies.
+ */
+
+import { assertEquals, assertOk } from "./assert.ts";
+import { LineProtocol } from "../lib/protocol/line.ts";
+import { exchange } from "../testing/protocol_harness.ts";
+import { directoryOf, record } from "./helpers.ts";
+
+const A = record("a1", { n: 1 });
+const B = record("b2", { n: 2 });
+const directory = await directoryOf(`${A}\n${B}\n`);
+const protocol = new LineProtocol({ maxLine: 16 });
+const run = (input: string, options: Parameters<typeof exchange>[2] = {}) =>
+  exchange(protocol, input, { directory, ...options });
+
+Deno.test("line protocol: hits, misses, empty lines, CRLF and trimming, in order", async () => {
+  const { output, counters, closed } = await run("a1\nzz\n\n  b2 \t\r\na1\r\n");
+  assertEquals(output, `${A}\n\n\n${B}\n${A}\n`);
+  assertEquals([counters.lookups, counters.hits, counters.misses], [5, 3, 2]);
+  assertEquals(closed, "");
+});
+
+Deno.test("line protocol: every split point of a pipelined read gives the same replies", async () => {
+  const input = "a1\r\nzz\n  b2\t\r\n\na1\nb2";
+  const whole = (await run(input)).output;
+  assertEquals(whole, `${A}\n\n${B}\n\n${A}\n${B}\n`);
+  for (let cut = 0; cut <= input.length; cut++) {
+    assertEquals((await run(input, { cuts: [cut] })).output, whole, `cut at ${cut}`);
+  }
+  for (let a = 0; a <= input.length; a += 2) {
+    for (let b = a; b <= input.length; b += 3) {
+      assertEquals((await run(input, { cuts: [a, b] })).output, whole, `cuts ${a}, ${b}`);
+    }
+  }
+  const bytewise = Array.from({ length: input.length }, (_, i) => i);
+  assertEquals((await run(input, { cuts: bytewise })).output, whole);
+});
+
+Deno.test("line protocol: a last line without LF waits, and is answered at half-close", async () => {
+  const open = await run("a1\nb2", { eof: false });
+  assertEquals([open.output, open.consumed], [`${A}\n`, 3]);
+  assertEquals((await run("a1\nb2")).output, `${A}\n${B}\n`);
+  assertEquals((await run("a1\nb2\r")).output, `${A}\n${B}\n`);
+});
+
+Deno.test("line protocol: a line over max-line closes after the answers before it", async () => {
+  const exact = await run(`${"x".repeat(16)}\na1\n`);
+  assertEquals([exact.output, exact.closed], [`\n${A}\n`, ""]);
+  const crlf = await run(`${"x".repeat(16)}\r\na1\n`);
+  assertEquals([crlf.output, crlf.closed], [`\n${A}\n`, ""]);
+  const over = await run(`a1\n${"x".repeat(17)}\nb2\n`);
+  assertEquals(over.output, `${A}\n`);
+  assertEquals(over.closed, "request line over 16 bytes");
+  assertEquals(over.counters.protocolErrors, 1);
+  // Cut off before its end arrives, and at half-close without LF.
+  assertEquals(
+    (await run(`a1\n${"y".repeat(40)}`, { eof: false })).closed,
+    "request line over 16 bytes",
+  );
+  assertEquals((await run(`${"y".repeat(17)}`)).closed, "request line over 16 bytes");
+});
+
+Deno.test("line protocol: replies stop at max-pending and resume where they stopped", async () => {
+  const input = "a1\nb2\n".repeat(50);
+  const { output, writes } = await run(input, { maxPending: 3 * A.length });
+  assertEquals(output, `${A}\n${B}\n`.repeat(50));
+  assertOk(writes >= 25, `${writes} writes`);
+});
+
+Deno.test("line protocol: one request per read is one write of the stored answer", async () => {
+  const { output, writes } = await run("a1\nb2\nzz\n", { cuts: [3, 6] });
+  assertEquals([output, writes], [`${A}\n${B}\n\n`, 3]);
+  const batched = await run("a1\nb2\nzz\n");
+  assertEquals([batched.output, batched.writes], [`${A}\n${B}\n\n`, 1]);
+});
