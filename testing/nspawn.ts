@@ -678,14 +678,21 @@ export function sipdirBinds(sourceDir: string, denoDir: string): Bind[] {
  * `/usr/local/bin/sipdir`: a script that execs the bind-mounted deno on the
  * bind-mounted `main.ts` with exactly the runtime flags of the compile task
  * (permissions, V8 flags), so that it runs as the binary would, as the same
- * process (the unit's MainPID). The environment that the binary would not
- * need (DENO_DIR) is set here, not in the unit.
+ * process (the unit's MainPID); plus `--cached-only`, since the binary
+ * fetches nothing either. The environment that the binary would not need
+ * (DENO_DIR) is set here, not in the unit.
  */
 export async function sipdirStandIn(): Promise<string> {
   const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
   const argv = [
     SIPDIR_MOUNTS.deno,
     "run",
+    // Not a runtime flag: the binary loads no module at run time, and this
+    // keeps deno from it too. Without it, deno asks the npm registry about
+    // @logtape when it starts the load worker from a source path other than
+    // the one the DENO_DIR was filled from (measured): offline in the
+    // container, that only adds "Download …" lines to the journal.
+    "--cached-only",
     ...await compileFlags(),
     `${SIPDIR_MOUNTS.source}/main.ts`,
   ];
