@@ -48,7 +48,9 @@ export function debootstrapCommand(dir: string): string[] {
 export interface CommandResult {
   /** Exit status (128 + signal number when killed by a signal). */
   code: number;
+  /** What it wrote to stdout. */
   stdout: string;
+  /** What it wrote to stderr. */
   stderr: string;
 }
 
@@ -319,6 +321,7 @@ export class FollowedOutput {
   #done = false;
   #changed = Promise.withResolvers<void>();
 
+  /** Starts collecting `streams`. */
   constructor(streams: readonly ReadableStream<Uint8Array>[]) {
     this.finished = Promise.all(streams.map((stream) => this.#pump(stream))).then(() => {
       this.#done = true;
