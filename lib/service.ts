@@ -13,7 +13,7 @@ import { DEFAULTS } from "./limits.ts";
 import { DataError } from "./loading/load.ts";
 import { progressLine } from "./loading/progress.ts";
 import { WorkerLoader } from "./loading/worker_load.ts";
-import { guardInspector, INSPECTOR_ADDRESS } from "./operations/inspector_guard.ts";
+import { INSPECTOR_ADDRESS, keepInspectorShut } from "./operations/inspector_guard.ts";
 import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
 import { formatAddress } from "./transport/address.ts";
@@ -109,21 +109,18 @@ export async function runService(flags: Flags): Promise<number> {
   }
 }
 
-/** Holds the inspector's address, or says why it cannot. */
-function holdInspectorAddress() {
-  try {
-    return guardInspector();
-  } catch (error) {
-    logger.warn(
-      "cannot hold {address} ({error}): while nothing else holds it, a SIGUSR1 opens " +
-        "Deno's debugger there",
-      {
-        address: formatAddress(INSPECTOR_ADDRESS),
-        error: describe(error),
-      },
-    );
-    return undefined;
-  }
+/** Holds the inspector's address, retrying while something else holds it, and says so. */
+function holdInspectorAddress(): { close(): void } {
+  const address = formatAddress(INSPECTOR_ADDRESS);
+  return keepInspectorShut({
+    onTaken: (error) =>
+      logger.warn(
+        "cannot hold {address} ({error}), trying again every 10 s: while nothing else holds " +
+          "it, a SIGUSR1 opens Deno's debugger there",
+        { address, error: describe(error) },
+      ),
+    onHeld: () => logger.info("now holding {address} against the SIGUSR1 debugger", { address }),
+  });
 }
 
 /**

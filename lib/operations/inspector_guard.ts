@@ -63,3 +63,64 @@ export function guardInspector(
     },
   };
 }
+
+/** Options of {@linkcode keepInspectorShut}. */
+export interface KeepShutOptions {
+  /** The address to hold; Deno's inspector address by default. */
+  address?: { hostname: string; port: number };
+  /** Milliseconds between attempts while the address is taken. Default 10 000. */
+  retryInterval?: number;
+  /** Called once when the first attempt fails. */
+  onTaken?: (error: unknown) => void;
+  /** Called when a later attempt succeeds. */
+  onHeld?: () => void;
+}
+
+/**
+ * Holds the inspector's address for as long as the returned guard is open;
+ * while something else holds it, tries again every `retryInterval`, so that
+ * the address is not left free once that other program lets it go.
+ *
+ * @example
+ * ```ts
+ * import { keepInspectorShut } from "./inspector_guard.ts";
+ * import assert from "node:assert/strict";
+ * const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const address = { hostname: "127.0.0.1", port: blocker.addr.port };
+ * const held = Promise.withResolvers<void>();
+ * const guard = keepInspectorShut({ address, retryInterval: 20, onHeld: held.resolve });
+ * blocker.close(); // the other program lets go
+ * await held.promise;
+ * const conn = await Deno.connect(address);
+ * assert.equal(await conn.read(new Uint8Array(1)), null); // closed at once
+ * conn.close();
+ * guard.close();
+ * ```
+ */
+export function keepInspectorShut(options: KeepShutOptions = {}): { close(): void } {
+  const address = options.address ?? INSPECTOR_ADDRESS;
+  let guard: InspectorGuard | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const attempt = (): boolean => {
+    try {
+      guard = guardInspector(address);
+      return true;
+    } catch (error) {
+      if (timer === undefined) options.onTaken?.(error);
+      return false;
+    }
+  };
+  if (!attempt()) {
+    timer = setInterval(() => {
+      if (!attempt()) return;
+      clearInterval(timer);
+      options.onHeld?.();
+    }, options.retryInterval ?? 10_000);
+  }
+  return {
+    close() {
+      clearInterval(timer);
+      guard?.close();
+    },
+  };
+}
