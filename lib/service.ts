@@ -76,7 +76,7 @@ export async function runService(flags: Flags): Promise<number> {
       counters: server.counters,
       path: flags.data,
       minRatio: flags.reloadMinRatio,
-      load: (path) => loader.load({ path }),
+      load: (path) => loader.load({ path, background: true }),
     });
     const logCounters = () =>
       logger.info("counters: {counters}", { counters: server.counters.format() });

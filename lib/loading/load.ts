@@ -80,6 +80,12 @@ export interface LoadOptions {
   chunkSize?: number;
   /** Called after each block read with the bytes done and the file size. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Read on the calling thread instead of Deno's I/O threads. Slower (no
+   * reading ahead while parsing), but all the work, page faults included,
+   * stays on one thread, whose priority the caller may have lowered.
+   */
+  readOnThisThread?: boolean;
 }
 
 /**
@@ -123,12 +129,14 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
     let index = loader.builder.addChunk(chunk);
     let fill = 0;
     let parsed = 0;
-    const read = (from: number): Promise<number | null> =>
-      file.read(chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1))).catch(
-        (error) => {
-          throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
-        },
-      );
+    const read = async (from: number): Promise<number | null> => {
+      const block = chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1));
+      try {
+        return options.readOnThisThread ? file.readSync(block) : await file.read(block);
+      } catch (error) {
+        throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
+      }
+    };
     // The next block is read while the last one is parsed: reads run on
     // another thread.
     let reading: Promise<number | null> | undefined = read(0);

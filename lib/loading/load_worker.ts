@@ -10,19 +10,22 @@
 
 /// <reference lib="deno.worker" />
 
+import os from "node:os";
 import { transferList } from "../directory/directory.ts";
 import { collectGarbage } from "../operations/memory.ts";
 import { DataError, loadDirectory } from "./load.ts";
 import type { LoadReply, LoadRequest } from "./worker_load.ts";
 
 self.onmessage = async (event: MessageEvent<LoadRequest>) => {
-  const { path, chunkSize, progress } = event.data;
+  const { path, chunkSize, progress, background } = event.data;
+  if (background) lowerPriority();
   const reply = (message: LoadReply, transfer: Transferable[] = []) =>
     self.postMessage(message, transfer);
   try {
     const { directory, report } = await loadDirectory({
       path,
       chunkSize,
+      readOnThisThread: background,
       onProgress: progress ? (done, total) => reply({ kind: "progress", done, total }) : undefined,
     });
     const parts = directory.parts();
@@ -38,6 +41,21 @@ self.onmessage = async (event: MessageEvent<LoadRequest>) => {
     reply({ kind: "failed", line: data.line, reason: data.reason, cause });
   }
 };
+
+/**
+ * Drops this thread to the lowest CPU priority (nice 19). On Linux the nice
+ * value is per thread, and `setpriority` on "process" 0 sets the calling
+ * thread's; it needs `--allow-sys=setPriority`. Without it, or where the
+ * system refuses, the load runs at normal priority: slower lookups during a
+ * reload, nothing worse.
+ */
+function lowerPriority(): void {
+  try {
+    if (os.getPriority() < 19) os.setPriority(19);
+  } catch {
+    // Normal priority it is.
+  }
+}
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);

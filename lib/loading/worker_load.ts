@@ -16,6 +16,8 @@ export interface LoadRequest {
   chunkSize?: number;
   /** Send progress messages. */
   progress: boolean;
+  /** Load as a background job: at the lowest CPU priority, reading on the worker's own thread. */
+  background: boolean;
 }
 
 /** What the worker answers. @internal */
@@ -66,8 +68,13 @@ export class WorkerLoader {
     this.#url = url;
   }
 
-  /** Loads `options.path`; waits for any load already running to end first. */
-  load(options: LoadOptions): Promise<LoadResult> {
+  /**
+   * Loads `options.path`; waits for any load already running to end first.
+   * With `background`, the worker first drops to the lowest CPU priority, for
+   * good (a thread cannot raise it again): on a busy machine, threads that
+   * answer lookups come first and the load takes the time left over.
+   */
+  load(options: LoadOptions & { background?: boolean }): Promise<LoadResult> {
     const result = this.#busy.then(() => this.#load(options));
     this.#busy = result.catch(() => {});
     return result;
@@ -79,7 +86,7 @@ export class WorkerLoader {
     this.#worker = undefined;
   }
 
-  #load(options: LoadOptions): Promise<LoadResult> {
+  #load(options: LoadOptions & { background?: boolean }): Promise<LoadResult> {
     const { path, onProgress } = options;
     const worker = this.#worker ??= new Worker(this.#url, {
       type: "module",
@@ -112,6 +119,7 @@ export class WorkerLoader {
         path,
         chunkSize: options.chunkSize,
         progress: onProgress !== undefined,
+        background: options.background ?? false,
       };
       worker.postMessage(request);
     });
