@@ -12,6 +12,7 @@ import { Counters } from "../operations/counters.ts";
 import { LineProtocol } from "../protocol/line.ts";
 import type { Protocol } from "../protocol/protocol.ts";
 import { Connections } from "./connections.ts";
+import { NativeListener } from "./native_tcp.ts";
 
 /** One port and the protocol spoken there. */
 export interface ListenSpec {
@@ -63,7 +64,7 @@ export class Server {
   /** @internal Use {@linkcode serve}. */
   constructor(connections: Connections, addrs: Map<string, Deno.NetAddr>) {
     this.#connections = connections;
-    this.counters = connections.counters;
+    this.counters = connections.totals;
     this.live = connections.live;
     this.addrs = addrs;
     this.addr = addrs.values().next().value!;
@@ -86,8 +87,8 @@ export class Server {
 }
 
 /**
- * Listens and starts serving at once. Throws if an address cannot be bound
- * (in use, not permitted); then nothing is left listening.
+ * Listens on every port and starts serving. Throws if an address cannot be
+ * bound (in use, not permitted); then nothing is left listening.
  *
  * @example
  * ```ts
@@ -99,7 +100,7 @@ export class Server {
  * const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
  * await conn.write(new TextEncoder().encode("nobody\n"));
  * const reply = new Uint8Array(16);
- * assert.deepEqual(await conn.read(reply), 1); // the empty line: unknown AOR
+ * assert.equal(await conn.read(reply), 1); // the empty line: unknown AOR
  * conn.close();
  * await server.shutdown();
  * ```
@@ -114,11 +115,9 @@ export function serve(options: ServeOptions): Server {
     protocol: new LineProtocol({ maxLine: options.maxLine }),
   }];
   // Bind them all before serving any: a port in use leaves nothing half started.
-  const listeners: Deno.TcpListener[] = [];
+  const listeners: NativeListener[] = [];
   try {
-    for (const spec of specs) {
-      listeners.push(Deno.listen({ hostname, port: spec.port, transport: "tcp" }));
-    }
+    for (const spec of specs) listeners.push(new NativeListener(hostname, spec.port));
   } catch (error) {
     for (const listener of listeners) listener.close();
     throw error;
@@ -132,8 +131,6 @@ export function serve(options: ServeOptions): Server {
   });
   const addrs = new Map<string, Deno.NetAddr>();
   specs.forEach((spec, i) => {
-    // Counters list protocols in the order of the ports.
-    connections.counters.protocol(spec.protocol.name);
     addrs.set(spec.protocol.name, listeners[i].addr);
     connections.listen(listeners[i], spec.protocol);
   });

@@ -1,35 +1,64 @@
 /**
- * One connection's read/write loop: read what the client sent, let the
- * protocol answer it, write the replies with one socket write, repeat.
+ * One connection: what the client sent is answered by the protocol as soon
+ * as the runtime delivers it, and the replies of one read go out with one
+ * socket write.
  *
- * Hot path, per read: the protocol frames requests where they lie in the
- * read buffer and copies pre-encoded answers into one output buffer (or
- * points at a lone answer where it is stored); nothing is allocated or
- * awaited per request. The read buffer starts small, so idle connections
- * cost little, and grows for clients that pipeline.
+ * Hot path, per read: the runtime reads into this connection's own buffer
+ * and calls back; the protocol frames requests where they lie and copies
+ * pre-encoded answers into one output buffer (or points at a lone answer
+ * where it is stored); the write completes at once when the socket takes it.
+ * Nothing is allocated, awaited or timed per request. The read buffer starts
+ * small, so idle connections cost little, and grows for clients that
+ * pipeline.
  *
  * @module
  */
 
-import { describe } from "../errors.ts";
+import type { Directory } from "../directory/directory.ts";
 import type { Protocol } from "../protocol/protocol.ts";
 import { formatAddress } from "./address.ts";
-import type { Connections } from "./connections.ts";
-import { NO_DIRECTORY, Output } from "./output.ts";
+import { NO_DIRECTORY, Output, type OutputPool } from "./output.ts";
+import type { ProtocolCounters } from "../operations/counters.ts";
+import {
+  errorName,
+  lastRead,
+  lastWriteWasAsync,
+  type StreamHandle,
+  UV_EOF,
+  type WriteRequest,
+} from "./native_tcp.ts";
 
 const INITIAL_READ = 1024;
 const MAX_READ = 64 * 1024;
 
+/** What a session needs from the connection set it belongs to. */
+export interface SessionHost {
+  /** The coarse clock activity is stamped with. */
+  readonly now: number;
+  /** Output buffers, shared. */
+  readonly pool: OutputPool;
+  /** Bytes of replies buffered before they must be written. */
+  readonly maxPending: number;
+  /** Whether requests are logged. */
+  readonly verbose: boolean;
+  /** The directory being served now. */
+  readonly live: { readonly directory: Directory };
+  /** The counters of a protocol. */
+  counters(protocol: string): ProtocolCounters;
+  /** Counts a connection that failed (reset, broken pipe). */
+  connectionFailed(): void;
+  /** Called once, when the session has ended. */
+  ended(session: Session): void;
+}
+
 /** A client connection and its bookkeeping, as the sweep and the drain see it. */
-export class Session {
-  /** The client's connection. */
-  readonly conn: Deno.TcpConn;
+export class Session implements WriteRequest {
   /** The protocol of the port it came in by. */
   readonly protocol: Protocol;
   /** Coarse time of the last answered request or write progress. */
   lastActive: number;
   /** Reads completed; the drain compares it between sweeps. */
-  reads = 0;
+  reads: number = 0;
   /** {@linkcode Session.reads} at the previous sweep. */
   readsAtSweep: number = -1;
   /** A write is in progress. */
@@ -37,91 +66,59 @@ export class Session {
   /** The connection was closed (by either side). */
   closed: boolean = false;
   /** Why the connection ended, for the log. */
-  reason = "";
-  readonly #connections: Connections;
+  reason: string = "";
+  readonly #handle: StreamHandle;
+  readonly #peer: { hostname: string; port: number };
+  readonly #host: SessionHost;
   readonly #output: Output;
+  readonly #counters: ProtocolCounters;
+  readonly #state: unknown;
   readonly #maxRead: number;
+  #buf = new Uint8Array(INITIAL_READ);
+  /** Bytes in `#buf` not yet answered. */
+  #len = 0;
+  /** Where reads land now: `#buf` from this offset. */
+  #target = 0;
+  #eof = false;
+  #reading = false;
+  /** Bytes of the write in progress. */
+  #writingBytes = 0;
 
-  /**
-   * Creates the session of an accepted connection; {@linkcode Session.run} serves it.
-   */
-  constructor(connections: Connections, conn: Deno.TcpConn, protocol: Protocol) {
-    this.#connections = connections;
-    this.conn = conn;
+  /** Takes over an accepted connection; {@linkcode Session.start} starts reading. */
+  constructor(
+    host: SessionHost,
+    handle: StreamHandle,
+    peer: { hostname: string; port: number },
+    protocol: Protocol,
+  ) {
+    this.#host = host;
+    this.#handle = handle;
+    this.#peer = peer;
     this.protocol = protocol;
-    this.lastActive = connections.now;
+    this.lastActive = host.now;
     this.#maxRead = Math.max(MAX_READ, protocol.maxRequest);
+    this.#counters = host.counters(protocol.name);
     this.#output = new Output(
-      connections.pool,
-      connections.counters.protocol(protocol.name),
-      connections.maxPending,
-      connections.verbose,
+      host.pool,
+      this.#counters,
+      host.maxPending,
+      host.verbose,
       () => this.peer,
     );
+    this.#state = protocol.createState();
   }
 
   /** The client as `host:port`. */
   get peer(): string {
-    return formatAddress(this.conn.remoteAddr);
+    return formatAddress(this.#peer);
   }
 
-  /** Reads, answers and writes until the client leaves or the connection is closed. */
-  async run(): Promise<void> {
-    const { conn, protocol } = this;
-    const output = this.#output;
-    const counters = output.counters;
-    const state = protocol.createState();
-    let buf = new Uint8Array(INITIAL_READ);
-    let len = 0;
-    try {
-      conn.setNoDelay(true);
-      for (;;) {
-        const free = buf.length - len;
-        const n = await conn.read(len === 0 ? buf : buf.subarray(len));
-        this.reads++;
-        const eof = n === null;
-        if (n !== null) {
-          len += n;
-          counters.bytesIn += n;
-        }
-        let pos = 0;
-        for (;;) {
-          pos = this.#answer(state, buf, pos, len, eof);
-          // Full: the protocol stopped at max-pending and has more to answer.
-          const more = output.full;
-          if (output.pending) {
-            this.lastActive = this.#connections.now;
-            await this.#flush();
-          }
-          if (output.closing !== "" || !more) break;
-        }
-        if (output.closing !== "") {
-          this.reason = output.closing;
-          break;
-        }
-        if (eof) break;
-        if (pos > 0) {
-          buf.copyWithin(0, pos, len);
-          len -= pos;
-        }
-        // Grow for a client that fills the buffer (it pipelines), or for a
-        // partial request that fills it (the protocol bounds that).
-        if (len === buf.length || (n === free && buf.length < this.#maxRead)) {
-          const bigger = new Uint8Array(Math.min(buf.length * 2, this.#maxRead));
-          bigger.set(buf.subarray(0, len));
-          buf = bigger;
-        }
-      }
-    } catch (error) {
-      // Reads and writes fail when the sweep closes the connection under them.
-      if (!this.closed) {
-        this.#connections.counters.connectionErrors++;
-        this.reason = describe(error);
-      }
-    } finally {
-      output.reset();
-      this.close("closed by the client");
-    }
+  /** Starts reading. */
+  start(): void {
+    this.#handle.setNoDelay(true);
+    this.#handle.useUserBuffer(this.#buf);
+    this.#handle.onread = () => this.#onRead();
+    this.#resume();
   }
 
   /** Closes the connection (once); `reason` is logged unless one was set before. */
@@ -129,48 +126,152 @@ export class Session {
     if (this.reason === "") this.reason = reason;
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already gone.
+    this.#handle.onread = null;
+    this.#output.reset();
+    this.#handle.readStop();
+    this.#handle.close();
+    this.#host.ended(this);
+  }
+
+  /** The runtime finished a write that {@linkcode Session.#write} left in progress. */
+  oncomplete(status: number): void {
+    this.writing = false;
+    if (this.closed) return;
+    if (status < 0) {
+      this.#fail(`write failed: ${errorName(status)}`);
+      return;
     }
+    this.#counters.bytesOut += this.#writingBytes;
+    this.lastActive = this.#host.now;
+    this.#output.reset();
+    if (this.#output.closing !== "") {
+      this.close(this.#output.closing);
+      return;
+    }
+    // Answer what waited for the write, then take more.
+    this.#answerBuffered();
+    if (!this.writing && !this.closed) this.#resume();
+  }
+
+  #onRead(): void {
+    const n = lastRead();
+    if (n < 0) {
+      if (n !== UV_EOF) {
+        this.#fail(`read failed: ${errorName(n)}`);
+        return;
+      }
+      this.#eof = true;
+    } else {
+      this.reads++;
+      this.#len += n;
+      this.#counters.bytesIn += n;
+    }
+    const full = n >= 0 && this.#len === this.#buf.length;
+    this.#answerBuffered();
+    // Grow for a client that fills the buffer (it pipelines), or for a
+    // partial request that fills it (the protocol bounds that).
+    if (full && !this.closed && this.#buf.length < this.#maxRead) this.#grow();
+    if (!this.closed) this.#aim();
+  }
+
+  /** Answers the bytes in the buffer as far as the protocol and back-pressure allow. */
+  #answerBuffered(): void {
+    let pos = 0;
+    const output = this.#output;
+    for (;;) {
+      pos = this.#answer(pos);
+      const more = output.full;
+      if (output.pending) {
+        this.lastActive = this.#host.now;
+        if (!this.#write()) {
+          // The socket is full: wait for the write, and read nothing meanwhile.
+          this.#consume(pos);
+          this.#pause();
+          return;
+        }
+      }
+      if (this.closed) return;
+      if (output.closing !== "") {
+        this.close(output.closing);
+        return;
+      }
+      if (!more) break;
+    }
+    this.#consume(pos);
+    if (this.#eof) this.close("closed by the client");
   }
 
   /**
-   * Lets the protocol answer `buf[pos, len)` from the directory being served.
-   * Its own frame, like {@linkcode Session.#flush}: the session's frame,
-   * suspended in its next read, must not hold the directory (not even in a
-   * temporary), or an idle connection keeps a replaced one alive.
+   * Lets the protocol answer `#buf[pos, #len)` from the directory being
+   * served. Only this call sees the directory: an idle connection must not
+   * keep one alive that a reload replaced.
    */
-  #answer(state: unknown, buf: Uint8Array, pos: number, len: number, eof: boolean): number {
+  #answer(pos: number): number {
     const output = this.#output;
-    output.directory = this.#connections.live.directory;
-    const next = this.protocol.answer(state, buf, pos, len, eof, output);
+    output.directory = this.#host.live.directory;
+    const next = this.protocol.answer(this.#state, this.#buf, pos, this.#len, this.#eof, output);
     output.directory = NO_DIRECTORY;
     return next;
   }
 
-  /**
-   * Writes the output whole. Its own frame, so that nothing in the session's
-   * frame still points at an answer once it is written: an idle connection
-   * must not keep the data of a reload ago alive.
-   */
-  async #flush(): Promise<void> {
+  /** Writes the output; true when the socket took it all at once. */
+  #write(): boolean {
     const output = this.#output;
-    const counters = output.counters;
     const bytes = output.bytes();
-    this.writing = true;
-    let off = 0;
-    while (off < bytes.length) {
-      // A lone answer is already a view of exactly its bytes.
-      const written = await this.conn.write(off === 0 ? bytes : bytes.subarray(off));
-      off += written;
-      counters.writes++;
-      counters.bytesOut += written;
-      this.lastActive = this.#connections.now;
+    const status = this.#handle.writeBuffer(this, bytes);
+    this.#counters.writes++;
+    if (status < 0) {
+      this.#fail(`write failed: ${errorName(status)}`);
+      return true;
     }
-    this.writing = false;
-    // Idle connections hold no output buffer.
+    if (lastWriteWasAsync()) {
+      this.writing = true;
+      this.#writingBytes = bytes.length;
+      return false;
+    }
+    this.#counters.bytesOut += bytes.length;
     output.reset();
+    return true;
+  }
+
+  /** Drops the answered bytes `[0, pos)` from the buffer. */
+  #consume(pos: number): void {
+    if (pos === 0) return;
+    if (pos < this.#len) this.#buf.copyWithin(0, pos, this.#len);
+    this.#len -= pos;
+  }
+
+  #grow(): void {
+    const bigger = new Uint8Array(Math.min(this.#buf.length * 2, this.#maxRead));
+    bigger.set(this.#buf.subarray(0, this.#len));
+    this.#buf = bigger;
+    this.#target = -1;
+  }
+
+  /** Makes the next read land after the unanswered bytes. */
+  #aim(): void {
+    if (this.#target === this.#len) return;
+    this.#target = this.#len;
+    this.#handle.useUserBuffer(this.#len === 0 ? this.#buf : this.#buf.subarray(this.#len));
+  }
+
+  #pause(): void {
+    if (!this.#reading) return;
+    this.#reading = false;
+    this.#handle.readStop();
+  }
+
+  #resume(): void {
+    if (this.#reading || this.closed || this.#eof) return;
+    this.#aim();
+    const status = this.#handle.readStart();
+    if (status < 0) this.#fail(`read failed: ${errorName(status)}`);
+    else this.#reading = true;
+  }
+
+  #fail(reason: string): void {
+    if (this.closed) return;
+    this.#host.connectionFailed();
+    this.close(reason);
   }
 }
