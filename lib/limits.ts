@@ -19,6 +19,8 @@ export const DEFAULTS = {
   maxClients: 10_000,
   /** `--max-pending`: bytes of replies buffered for one client before its reading pauses. */
   maxPending: 1024 * 1024,
+  /** `--bare-wait`, ms: a client that never sent a line end gets its bytes answered after this silence. */
+  bareWait: 100,
   /** `--reload-min-ratio`: a reload with fewer entries than this share of those served is refused. */
   reloadMinRatio: 0.5,
   /** On SIGTERM, connections get this long (or the idle timeout, if shorter) to drain. */

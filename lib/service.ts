@@ -18,6 +18,7 @@ import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
 import { formatAddress } from "./transport/address.ts";
 import { serve } from "./transport/server.ts";
+import { LineProtocol } from "./protocol/line.ts";
 
 const logger = getLogger(["sipdir"]);
 
@@ -60,9 +61,11 @@ export async function runService(flags: Flags): Promise<number> {
       server = serve({
         directory: live,
         hostname: flags.ip,
-        port: flags.port,
+        listen: [{
+          port: flags.port,
+          protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
+        }],
         idleTimeout: flags.timeout,
-        maxLine: flags.maxLine,
         maxClients: flags.maxClients,
         maxPending: flags.maxPending,
       });

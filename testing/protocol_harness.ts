@@ -20,6 +20,11 @@ export interface ExchangeOptions {
   directory?: Directory;
   /** Offsets where the input is cut into separate reads. */
   cuts?: number[];
+  /**
+   * Offsets after which the client pauses long enough for the protocol's
+   * `pause` (they cut the input too).
+   */
+  pauses?: number[];
   /** The client half-closes after the input. Default true. */
   eof?: boolean;
   /** Max-pending, in bytes. Default 1 MiB. */
@@ -79,9 +84,16 @@ export async function exchange<S>(
   let consumed = 0;
   const buf = new Uint8Array(bytes.length);
   let len = 0;
-  const cuts = [...(options.cuts ?? []), bytes.length].filter((c) => c >= 0 && c <= bytes.length);
-  const reads: { to: number; eof: boolean }[] = cuts.map((to) => ({ to, eof: false }));
-  if (options.eof ?? true) reads.push({ to: bytes.length, eof: true });
+  const pauses = new Set(options.pauses ?? []);
+  const cuts = [...new Set([...(options.cuts ?? []), ...pauses, bytes.length])]
+    .filter((c) => c >= 0 && c <= bytes.length)
+    .sort((a, b) => a - b);
+  const reads: { to: number; eof: boolean; pause: boolean }[] = cuts.map((to) => ({
+    to,
+    eof: false,
+    pause: pauses.has(to),
+  }));
+  if (options.eof ?? true) reads.push({ to: bytes.length, eof: true, pause: false });
   let from = 0;
   for (const read of reads) {
     if (read.to < from) continue;
@@ -89,16 +101,27 @@ export async function exchange<S>(
     len += read.to - from;
     from = read.to;
     let pos = 0;
-    for (;;) {
+    let pausing = false;
+    for (let round = 0;; round++) {
       output.directory = directory;
-      pos = protocol.answer(state, buf, pos, len, read.eof, output);
+      if (round === 0) {
+        pos = protocol.answer(state, buf, pos, len, read.eof, output);
+        // After what the read completes, the pause may complete the rest.
+        pausing = read.pause && pos < len && protocol.pauseAfter !== undefined &&
+          protocol.pauseAfter > 0 && protocol.awaitsPause!(state);
+      } else if (pausing) {
+        pos = protocol.pause!(state, buf, pos, len, output);
+        pausing = false;
+      } else {
+        pos = protocol.answer(state, buf, pos, len, read.eof, output);
+      }
       const more = output.full;
       if (output.pending) {
         chunks.push(output.bytes().slice());
         writes++;
         output.reset();
       }
-      if (output.closing !== "" || !more) break;
+      if (output.closing !== "" || (!more && !pausing)) break;
     }
     consumed += pos;
     if (output.closing !== "") break;

@@ -14,6 +14,7 @@ Deno.test("flags: defaults match the old server's", () => {
     maxLine: 1024,
     maxClients: 10_000,
     maxPending: 1048576,
+    bareWait: 100,
     reloadMinRatio: 0.5,
     inspectorGuard: true,
   });

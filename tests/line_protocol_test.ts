@@ -75,3 +75,26 @@ Deno.test("line protocol: one request per read is one write of the stored answer
   const batched = await run("a1\nb2\nzz\n");
   assertEquals([batched.output, batched.writes], [`${A}\n${B}\n\n`, 1]);
 });
+
+Deno.test("line protocol: bare requests end at a pause until the client sends a line end", async () => {
+  // Two bare requests; then the LF that follows is an (empty) line of its own,
+  // and the client a line client.
+  const input = "a1b2\n zz\nb2\n";
+  const bare = await run(input, { pauses: [2, 4] });
+  assertEquals(bare.output, `${A}\n${B}\n\n\n${B}\n`);
+  // After a line end, a pause inside a line cuts nothing.
+  const lines = await run("a1\nb", { pauses: [3, 4], eof: false });
+  assertEquals([lines.output, lines.consumed], [`${A}\n`, 3]);
+  // A bare request over max-line closes, as a line would.
+  assertEquals(
+    (await run("y".repeat(17), { pauses: [17], eof: false })).closed,
+    "request line over 16 bytes",
+  );
+  // Off: a pause completes nothing.
+  const off = await exchange(new LineProtocol({ maxLine: 16, bareWait: 0 }), "a1", {
+    directory,
+    pauses: [2],
+    eof: false,
+  });
+  assertEquals(off.output, "");
+});

@@ -15,7 +15,8 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
-  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--reload-min-ratio RATIO] " +
+  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
+  "[--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
 
 /** The full `--help` text. */
@@ -37,6 +38,9 @@ Options:
       --max-clients N      connections served at once; more are refused (default: ${D.maxClients})
       --max-pending BYTES  answers buffered for a client before its reading
                            pauses (default: ${D.maxPending})
+      --bare-wait SECONDS  a client that has sent no line end yet gets its bytes
+                           answered as one request after this silence, as the
+                           old server did; 0 turns it off (default: ${D.bareWait / 1000})
       --reload-min-ratio RATIO
                            refuse a reload that would serve fewer entries than
                            RATIO times those served now; 0 accepts any valid
@@ -74,6 +78,8 @@ export interface Flags {
   maxClients: number;
   /** `--max-pending`, in bytes. */
   maxPending: number;
+  /** `--bare-wait`, in milliseconds; 0 is off. */
+  bareWait: number;
   /** `--reload-min-ratio`: 0 to 1. */
   reloadMinRatio: number;
   /** False with `--no-inspector-guard`. */
@@ -98,6 +104,7 @@ const OPTIONS = {
   "max-line": { type: "string" },
   "max-clients": { type: "string" },
   "max-pending": { type: "string" },
+  "bare-wait": { type: "string" },
   "reload-min-ratio": { type: "string" },
   "no-inspector-guard": { type: "boolean" },
 } as const;
@@ -166,6 +173,7 @@ export function parseFlags(args: readonly string[]): Flags {
     maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),
     maxClients: integer("max-clients", text("max-clients", String(D.maxClients)), 1, 1 << 30),
     maxPending: integer("max-pending", text("max-pending", String(D.maxPending)), 1, 1 << 30),
+    bareWait: seconds("bare-wait", text("bare-wait", String(D.bareWait / 1000)), 0),
     reloadMinRatio: ratio(
       "reload-min-ratio",
       text("reload-min-ratio", String(D.reloadMinRatio)),
@@ -192,12 +200,13 @@ function ratio(name: string, value: string): number {
   return n;
 }
 
-function seconds(name: string, value: string): number {
+function seconds(name: string, value: string, min = 0.001): number {
   const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  // At least a millisecond; at most a day, which setInterval handles well.
-  if (!(n >= 0.001 && n <= 86_400)) {
+  // At least a millisecond (or 0 where that means "off"); at most a day,
+  // which setInterval handles well.
+  if (!(n >= min && n <= 86_400) || (n > 0 && n < 0.001)) {
     throw new UsageError(
-      `Invalid value "${value}" for "--${name}": expected seconds from 0.001 to 86400`,
+      `Invalid value "${value}" for "--${name}": expected seconds from ${min} to 86400`,
     );
   }
   return Math.round(n * 1000);

@@ -20,17 +20,33 @@ const EMPTY_ANSWER = new Uint8Array([LF]);
 export interface LineOptions {
   /** Longest request line, in bytes before its LF or CRLF; a longer one closes the connection. Default 1024. */
   maxLine?: number;
+  /**
+   * Milliseconds of silence after which a client that has never sent a line
+   * end gets its pending bytes answered as one request; 0 turns this off.
+   * Default 100.
+   */
+  bareWait?: number;
 }
 
 /** A connection's state in the line protocol. */
 export interface LineState {
-  /** Lines answered on this connection. */
-  lines: number;
+  /**
+   * The client has sent a line end: it speaks in lines, and a partial line
+   * waits for its end, however long it pauses. Until then, a pause ends a
+   * request, as the old server's clients expect.
+   */
+  lineEnded: boolean;
 }
 
 /**
  * The line protocol. One instance serves every connection of a listener;
  * the state of each is in its {@linkcode LineState}.
+ *
+ * Clients of the Python server that sipdir replaces may send a bare AOR,
+ * with no line end, and wait: that server took each `recv()` as a request.
+ * Such a client gets its bytes answered as one request once it has been
+ * quiet for `bareWait`. A client that has sent one line end is a line client
+ * for good, so a line split across TCP segments is never cut in two.
  *
  * @example
  * ```ts
@@ -47,6 +63,8 @@ export class LineProtocol implements Protocol<LineState> {
   readonly name = "line";
   /** Max-line, plus a CRLF. */
   readonly maxRequest: number;
+  /** `bareWait`: a pause this long ends a bare request. */
+  readonly pauseAfter: number;
   readonly #framer: LineFramer;
   readonly #decoder = new TextDecoder();
 
@@ -55,11 +73,26 @@ export class LineProtocol implements Protocol<LineState> {
     const maxLine = options.maxLine ?? DEFAULTS.maxLine;
     this.#framer = new LineFramer(maxLine);
     this.maxRequest = maxLine + 2;
+    this.pauseAfter = options.bareWait ?? DEFAULTS.bareWait;
   }
 
   /** A new connection's state. */
   createState(): LineState {
-    return { lines: 0 };
+    return { lineEnded: false };
+  }
+
+  /** Only a client that has never sent a line end sends bare requests. */
+  awaitsPause(state: LineState): boolean {
+    return !state.lineEnded;
+  }
+
+  /**
+   * A client that has never sent a line end paused after `buf[pos, len)`:
+   * those bytes are one request, trimmed like a line.
+   */
+  pause(state: LineState, buf: Uint8Array, pos: number, len: number, replies: Replies): number {
+    if (state.lineEnded || pos === len) return pos;
+    return this.answer(state, buf, pos, len, true, replies);
   }
 
   /**
@@ -84,6 +117,8 @@ export class LineProtocol implements Protocol<LineState> {
       if (next === NO_LINE) {
         if (!eof || pos === len) break;
         next = framer.last(buf, pos, len) ? len : LINE_TOO_LONG;
+      } else if (next !== LINE_TOO_LONG) {
+        state.lineEnded = true;
       }
       if (next === LINE_TOO_LONG) {
         replies.counters.protocolErrors++;
@@ -113,7 +148,6 @@ export class LineProtocol implements Protocol<LineState> {
       else replies.write(directory.answer(id));
       if (replies.full) break;
     }
-    state.lines += lookups;
     const counters = replies.counters;
     counters.lookups += lookups;
     counters.hits += hits;

@@ -79,4 +79,17 @@ export interface Protocol<S = unknown> {
     eof: boolean,
     replies: Replies,
   ): number;
+  /**
+   * Milliseconds of silence after which a connection's unanswered bytes are
+   * offered to {@linkcode Protocol.pause}; 0 or absent: never.
+   */
+  readonly pauseAfter?: number;
+  /** Whether this connection's unanswered bytes may be completed by a pause. */
+  awaitsPause?(state: S): boolean;
+  /**
+   * The client sent `buf[pos, len)` and then nothing for `pauseAfter` ms:
+   * answers what that completes, like {@linkcode Protocol.answer}; returns
+   * the offset of the first byte not consumed.
+   */
+  pause?(state: S, buf: Uint8Array, pos: number, len: number, replies: Replies): number;
 }

@@ -78,6 +78,9 @@ export class Connections implements SessionHost {
   #sweeper: ReturnType<typeof setInterval>;
   #closing = false;
   #endedSinceCollect = 0;
+  /** Sessions waiting for their client's silence (see `Protocol.pause`), and the timer checking them. */
+  readonly #pausing = new Set<Session>();
+  #pauseTimer: ReturnType<typeof setInterval> | undefined;
   #drainStart = 0;
   #drainDeadline = 0;
 
@@ -136,6 +139,31 @@ export class Connections implements SessionHost {
   /** Counts a connection that failed (reset, broken pipe). */
   connectionFailed(): void {
     this.totals.connectionErrors++;
+  }
+
+  /**
+   * Checks `session.pauseDeadline` from now on, with a timer that runs only
+   * while some session waits: no timer per connection or per byte.
+   */
+  watchPause(session: Session): void {
+    this.#pausing.add(session);
+    if (this.#pauseTimer !== undefined) return;
+    const every = Math.max(5, Math.floor((session.protocol.pauseAfter ?? 100) / 10));
+    this.#pauseTimer = setInterval(() => {
+      const now = performance.now();
+      for (const waiting of this.#pausing) {
+        if (waiting.closed) {
+          this.#pausing.delete(waiting);
+        } else if (now >= waiting.pauseDeadline) {
+          this.#pausing.delete(waiting);
+          waiting.paused();
+        }
+      }
+      if (this.#pausing.size === 0) {
+        clearInterval(this.#pauseTimer);
+        this.#pauseTimer = undefined;
+      }
+    }, every);
   }
 
   /** A session has ended. */
@@ -245,6 +273,7 @@ export class Connections implements SessionHost {
   #maybeFinished(): void {
     if (this.#closing && this.#sessions.size === 0) {
       clearInterval(this.#sweeper);
+      clearInterval(this.#pauseTimer);
       this.#resolveFinished();
     }
   }

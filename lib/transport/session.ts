@@ -47,6 +47,8 @@ export interface SessionHost {
   counters(protocol: string): ProtocolCounters;
   /** Counts a connection that failed (reset, broken pipe). */
   connectionFailed(): void;
+  /** Calls {@linkcode Session.paused} once `session.pauseDeadline` has passed, unless it read again. */
+  watchPause(session: Session): void;
   /** Called once, when the session has ended. */
   ended(session: Session): void;
 }
@@ -67,6 +69,8 @@ export class Session implements WriteRequest {
   closed: boolean = false;
   /** Why the connection ended, for the log. */
   reason: string = "";
+  /** When the client's silence completes its unanswered bytes (see `Protocol.pause`). */
+  pauseDeadline: number = 0;
   readonly #handle: StreamHandle;
   readonly #peer: { hostname: string; port: number };
   readonly #host: SessionHost;
@@ -149,7 +153,7 @@ export class Session implements WriteRequest {
       return;
     }
     // Answer what waited for the write, then take more.
-    this.#answerBuffered();
+    this.#answerBuffered(false);
     if (!this.writing && !this.closed) this.#resume();
   }
 
@@ -167,19 +171,42 @@ export class Session implements WriteRequest {
       this.#counters.bytesIn += n;
     }
     const full = n >= 0 && this.#len === this.#buf.length;
-    this.#answerBuffered();
+    this.#answerBuffered(false);
+    if (!this.closed && this.#len > 0 && !this.writing) this.#awaitPause();
     // Grow for a client that fills the buffer (it pipelines), or for a
     // partial request that fills it (the protocol bounds that).
     if (full && !this.closed && this.#buf.length < this.#maxRead) this.#grow();
     if (!this.closed) this.#aim();
   }
 
-  /** Answers the bytes in the buffer as far as the protocol and back-pressure allow. */
-  #answerBuffered(): void {
+  /**
+   * The client has sent nothing since `pauseDeadline` was set: lets the
+   * protocol answer what the pause completes.
+   */
+  paused(): void {
+    if (this.closed || this.writing || this.#len === 0) return;
+    this.#answerBuffered(true);
+    if (!this.closed) this.#aim();
+  }
+
+  /** Asks to be called back after a silence, if the protocol would answer something then. */
+  #awaitPause(): void {
+    const protocol = this.protocol;
+    if (!protocol.pauseAfter || !protocol.awaitsPause!(this.#state)) return;
+    this.pauseDeadline = performance.now() + protocol.pauseAfter;
+    this.#host.watchPause(this);
+  }
+
+  /**
+   * Answers the bytes in the buffer as far as the protocol and back-pressure
+   * allow; `pausing`: first as what a pause of the client completes.
+   */
+  #answerBuffered(pausing: boolean): void {
     let pos = 0;
     const output = this.#output;
     for (;;) {
-      pos = this.#answer(pos);
+      pos = this.#answer(pos, pausing);
+      pausing = false;
       const more = output.full;
       if (output.pending) {
         this.lastActive = this.#host.now;
@@ -206,10 +233,12 @@ export class Session implements WriteRequest {
    * served. Only this call sees the directory: an idle connection must not
    * keep one alive that a reload replaced.
    */
-  #answer(pos: number): number {
+  #answer(pos: number, pausing: boolean): number {
     const output = this.#output;
     output.directory = this.#host.live.directory;
-    const next = this.protocol.answer(this.#state, this.#buf, pos, this.#len, this.#eof, output);
+    const next = pausing
+      ? this.protocol.pause!(this.#state, this.#buf, pos, this.#len, output)
+      : this.protocol.answer(this.#state, this.#buf, pos, this.#len, this.#eof, output);
     output.directory = NO_DIRECTORY;
     return next;
   }

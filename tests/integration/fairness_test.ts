@@ -4,7 +4,7 @@
  * the connection served least must get at least half as many answers as the
  * median one.
  *
- * The load comes from `testing/fair_client.c` (epoll, one thread), compiled
+ * The load comes from `fair_client.c` beside this file (epoll, one thread), compiled
  * here: a client in this runtime would be the bottleneck, and the server
  * would never have hundreds of sockets ready at once, which is when an
  * unfair server shows (measured on the transport sipdir had before: the
@@ -18,7 +18,7 @@ const CONNECTIONS = 512;
 
 /** Compiles the fair client into a temporary directory; returns its path. */
 async function compileClient(dir: string): Promise<string> {
-  const source = new URL("../../testing/fair_client.c", import.meta.url).pathname;
+  const source = new URL("./fair_client.c", import.meta.url).pathname;
   const binary = `${dir}/fair_client`;
   let output: Deno.CommandOutput;
   try {
