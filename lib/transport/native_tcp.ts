@@ -35,8 +35,10 @@ export interface WriteRequest {
 }
 
 /** An address as the bindings report it. */
-interface SockName {
+export interface SockName {
+  /** The IP address. */
   address?: string;
+  /** The port. */
   port?: number;
 }
 
@@ -98,7 +100,7 @@ const WRITE_ASYNC = stream.kLastWriteWasAsync;
 const BACKLOG = 511;
 
 /** A read's result meaning the peer closed its side. */
-export const UV_EOF = -4095;
+export const UV_EOF: number = -4095;
 
 /** The byte count of the read being delivered to `onread`, or a negative error number. */
 export function lastRead(): number {
