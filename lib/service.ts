@@ -17,8 +17,11 @@ import { INSPECTOR_ADDRESS, keepInspectorShut } from "./operations/inspector_gua
 import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
 import { formatAddress } from "./transport/address.ts";
-import { serve } from "./transport/server.ts";
+import { type ListenSpec, serve, type Server } from "./transport/server.ts";
+import { ListenError } from "./transport/native_tcp.ts";
 import { LineProtocol } from "./protocol/line.ts";
+import { RedisProtocol } from "./protocol/redis/redis.ts";
+import { VERSION } from "./cli/flags.ts";
 
 const logger = getLogger(["sipdir"]);
 
@@ -56,23 +59,59 @@ export async function runService(flags: Flags): Promise<number> {
       throw error;
     }
 
-    let server;
+    let password: Uint8Array | undefined;
+    if (flags.redisPasswordFile !== undefined) {
+      try {
+        password = await readPassword(flags.redisPasswordFile);
+      } catch (error) {
+        return fatal(
+          `cannot read the Redis password from ${flags.redisPasswordFile}: ${describe(error)}`,
+        );
+      }
+    }
+    const started = performance.now();
+    let server: Server | undefined;
+    const listen: ListenSpec[] = [{
+      port: flags.port,
+      protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
+    }];
+    if (flags.redisPort !== undefined) {
+      listen.push({
+        port: flags.redisPort,
+        protocol: new RedisProtocol({
+          maxArgument: flags.maxLine,
+          maxQueued: flags.maxPending,
+          password,
+          info: {
+            version: VERSION,
+            connectedClients: () => server?.connections ?? 0,
+            uptimeSeconds: () => (performance.now() - started) / 1000,
+            port: () => server?.addrs.get("redis")?.port ?? 0,
+          },
+        }),
+      });
+    }
     try {
       server = serve({
         directory: live,
         hostname: flags.ip,
-        listen: [{
-          port: flags.port,
-          protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
-        }],
+        listen,
         idleTimeout: flags.timeout,
         maxClients: flags.maxClients,
         maxPending: flags.maxPending,
       });
     } catch (error) {
-      return fatal(`cannot listen on ${flags.ip}:${flags.port}: ${describe(error)}`);
+      if (error instanceof ListenError) return fatal(error.message);
+      throw error;
     }
     logger.info("listening on {address}", { address: formatAddress(server.addr) });
+    const redisAddress = server.addrs.get("redis");
+    if (redisAddress) {
+      logger.info("Redis protocol on {address}{auth}", {
+        address: formatAddress(redisAddress),
+        auth: password === undefined ? "" : " (AUTH required)",
+      });
+    }
 
     const reloader = new Reloader({
       live,
@@ -82,12 +121,12 @@ export async function runService(flags: Flags): Promise<number> {
       load: (path) => loader.load({ path, background: true }),
     });
     const logCounters = () =>
-      logger.info("counters: {counters}", { counters: server.counters.format() });
+      logger.info("counters: {counters}", { counters: server!.counters.format() });
     const stop = () => {
       logger.info("stopping: answering what was received, then closing {count} connection(s)", {
-        count: server.connections,
+        count: server!.connections,
       });
-      server.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
+      server!.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
     };
     const handlers: [Deno.Signal, () => void][] = [
       ["SIGTERM", stop],
@@ -161,4 +200,15 @@ async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirecto
     progress?.clear();
     for (const signal of early) Deno.removeSignalListener(signal, tooEarly);
   }
+}
+
+/**
+ * The password in `path`: the file's bytes, without a final line end (what
+ * `echo secret > file` adds). Refuses an empty one.
+ */
+async function readPassword(path: string): Promise<Uint8Array> {
+  let bytes = await Deno.readFile(path);
+  if (bytes.at(-1) === 0x0a) bytes = bytes.subarray(0, bytes.at(-2) === 0x0d ? -2 : -1);
+  if (bytes.length === 0) throw new Error("the file is empty");
+  return bytes;
 }

@@ -9,6 +9,8 @@ Deno.test("flags: defaults match the old server's", () => {
     ip: "127.0.0.1",
     port: 1234,
     log: undefined,
+    redisPort: undefined,
+    redisPasswordFile: undefined,
     verbose: false,
     timeout: 10_000,
     maxLine: 1024,

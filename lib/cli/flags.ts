@@ -15,6 +15,7 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
+  "[--redis-port PORT] [--redis-password-file FILE] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
   "[--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
@@ -30,6 +31,10 @@ Options:
   -d, --data FILE          registrations, one JSON object a line (default: data/regs)
   -i, --ip ADDR            address to listen on (default: ${D.hostname})
   -p, --port PORT          TCP port, 0 for any free one (default: ${D.port})
+      --redis-port PORT    also answer the Redis protocol (GET aor …) on PORT,
+                           0 for any free one (default: off)
+      --redis-password-file FILE
+                           the Redis port requires AUTH with the password in FILE
   -l, --log FILE           log to FILE instead of the console
   -v, --verbose            log every connection and request, and counters each minute
       --timeout SECONDS    close connections idle this long (default: ${D.idleTimeout / 1000})
@@ -66,6 +71,10 @@ export interface Flags {
   ip: string;
   /** `-p`: the port, 0 to 65535. */
   port: number;
+  /** `--redis-port`, or undefined when the Redis protocol is off. */
+  redisPort: number | undefined;
+  /** `--redis-password-file`. */
+  redisPasswordFile: string | undefined;
   /** `-l`: log file, or undefined for the console. */
   log: string | undefined;
   /** `-v`: debug logging. */
@@ -105,6 +114,8 @@ const OPTIONS = {
   "max-clients": { type: "string" },
   "max-pending": { type: "string" },
   "bare-wait": { type: "string" },
+  "redis-port": { type: "string" },
+  "redis-password-file": { type: "string" },
   "reload-min-ratio": { type: "string" },
   "no-inspector-guard": { type: "boolean" },
 } as const;
@@ -168,6 +179,12 @@ export function parseFlags(args: readonly string[]): Flags {
     ip: text("ip", D.hostname),
     port: integer("port", text("port", String(D.port)), 0, 65535),
     log: given.log === undefined ? undefined : text("log", ""),
+    redisPort: given["redis-port"] === undefined
+      ? undefined
+      : integer("redis-port", text("redis-port", ""), 0, 65535),
+    redisPasswordFile: given["redis-password-file"] === undefined
+      ? undefined
+      : text("redis-password-file", ""),
     verbose: given.verbose === true,
     timeout: seconds("timeout", text("timeout", String(D.idleTimeout / 1000))),
     maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),

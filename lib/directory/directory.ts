@@ -173,6 +173,19 @@ export class Directory {
     return pos + len;
   }
 
+  /**
+   * The registration of entry `id` (its compact JSON, without the final
+   * `\n`), as a view into the directory's storage: it must not be modified.
+   */
+  value(id: number): Uint8Array {
+    const e = id * STRIDE;
+    const off = this.#entries[e + 2];
+    return this.#chunks[this.#entries[e + 1] & 0xffff].subarray(
+      off,
+      off + this.#entries[e + 3] - 1,
+    );
+  }
+
   /** Byte length of the answer of entry `id`, its final `\n` included. */
   answerLength(id: number): number {
     return this.#entries[id * STRIDE + 3];

@@ -48,6 +48,8 @@ export interface Replies {
   lone(bytes: Uint8Array): void;
   /** Closes the connection once the replies before are written; `reason` is logged. */
   close(reason: string): void;
+  /** Why {@linkcode Replies.close} was called, or "": nothing more should be answered. */
+  readonly closing: string;
 }
 
 /**

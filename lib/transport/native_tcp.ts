@@ -27,6 +27,7 @@
 
 import process from "node:process";
 import { getSystemErrorName } from "node:util";
+import { formatAddress } from "./address.ts";
 
 /** The `oncomplete` callback of a write the socket could not take at once. */
 export interface WriteRequest {
@@ -121,6 +122,36 @@ export function errorName(status: number): string {
   }
 }
 
+/** What the common bind errors mean, for people. */
+const BIND_ERRORS: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "no such local address",
+  EINVAL: "invalid address",
+};
+
+/** An address could not be listened on. */
+export class ListenError extends Error {
+  /** Always "ListenError". */
+  override name = "ListenError";
+  /** The address, as `host:port`. */
+  readonly address: string;
+  /** The system's error name, e.g. `EADDRINUSE`. */
+  readonly code: string;
+
+  /**
+   * Creates the error; its message is `cannot listen on host:port: CODE (meaning)`.
+   * @param address the address as `host:port`
+   * @param code the system's error name
+   */
+  constructor(address: string, code: string) {
+    const meaning = BIND_ERRORS[code];
+    super(`cannot listen on ${address}: ${code}${meaning ? ` (${meaning})` : ""}`);
+    this.address = address;
+    this.code = code;
+  }
+}
+
 /** A listening socket. */
 export class NativeListener {
   /** Where it listens (the real port when 0 was asked). */
@@ -128,8 +159,8 @@ export class NativeListener {
   readonly #handle: ListenHandle;
 
   /**
-   * Listens on `hostname:port`; throws an error naming the address when it
-   * cannot (in use, not permitted).
+   * Listens on `hostname:port`; throws a {@linkcode ListenError} naming the
+   * address when it cannot (in use, not permitted).
    */
   constructor(hostname: string, port: number) {
     this.#handle = new tcp.TCP(tcp.constants.SERVER);
@@ -139,7 +170,7 @@ export class NativeListener {
     const listening = status < 0 ? status : this.#handle.listen(BACKLOG);
     if (listening < 0) {
       this.#handle.close();
-      throw new Error(`${errorName(listening)} (${hostname}:${port})`);
+      throw new ListenError(formatAddress({ hostname, port }), errorName(listening));
     }
     const name: SockName = {};
     this.#handle.getsockname(name);

@@ -1,0 +1,519 @@
+/**
+ * The Redis protocol (RESP2, and RESP3 after `HELLO 3`): a read-only Redis
+ * whose keys are the AORs of the directory. `GET aor` returns the
+ * registration (its compact JSON) or null.
+ *
+ * The parser works on the bytes where they lie and keeps no offsets between
+ * calls, so a command may be split across reads at any byte. `GET`, `MGET`
+ * and `EXISTS` are answered key by key as their arguments arrive, and stop
+ * at max-pending to resume later: a 200 000-key `MGET` never needs more than
+ * one argument of input or max-pending of replies in memory.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { DEFAULTS } from "../../limits.ts";
+import type { Protocol, Replies } from "../protocol.ts";
+import {
+  arityError,
+  arityFits,
+  COMMANDS,
+  type CommandSpec,
+  type Context,
+  ERRORS,
+  ok,
+  Password,
+  queued,
+  runOther,
+  type ServerInfo,
+  type Session,
+  unknownCommandError,
+} from "./commands.ts";
+import { splitInline } from "./inline.ts";
+import { RespWriter } from "./reply.ts";
+
+const logger = getLogger(["sipdir", "redis"]);
+
+const STAR = 0x2a;
+const DOLLAR = 0x24;
+const CR = 0x0d;
+const LF = 0x0a;
+/** Redis's limit for an inline command, and for a count line. */
+const INLINE_MAX = 64 * 1024;
+/** Before authentication, as in Redis. */
+const UNAUTHENTICATED_ARGS = 10;
+const UNAUTHENTICATED_BULK = 16 * 1024;
+const INT_MAX = 2 ** 31 - 1;
+const GET = COMMANDS.get("get")!;
+
+/** Options of {@linkcode RedisProtocol}. */
+export interface RedisOptions {
+  /** Longest argument (a key, a password …), in bytes; a longer one is a protocol error. Default: max-line's, 1024. */
+  maxArgument?: number;
+  /** Require `AUTH` with this password before other commands. */
+  password?: Uint8Array;
+  /** Bytes of commands `MULTI` may queue. Default: max-pending's, 1 MiB. */
+  maxQueued?: number;
+  /** What `INFO` reports about the server. */
+  info: ServerInfo;
+}
+
+/** A connection's state in the Redis protocol. */
+export interface RedisState extends Session {
+  /** Arguments of the current command still to read; 0 between commands. */
+  argsLeft: number;
+  /** Length of the argument being read, or -1 before its `$` line. */
+  bulk: number;
+  /** The current command's argument count, its name included. */
+  argc: number;
+  /** Index of the next argument. */
+  argi: number;
+  /** The current command, once its name is read (null: unknown). */
+  spec: CommandSpec | null;
+  /** The current command's name as sent, for error messages. */
+  nameSent: string;
+  /** The error the current command gets once its arguments are read, or "". */
+  error: string;
+  /** The current command's keys are answered as they arrive. */
+  streaming: boolean;
+  /** `EXISTS`: keys found so far. */
+  found: number;
+  /** Arguments kept for commands answered at their end (name included). */
+  args: Uint8Array[];
+  /** Characters of arguments kept for an unknown command's error message. */
+  argChars: number;
+  /** Inside `MULTI`. */
+  multi: boolean;
+  /** Commands queued by `MULTI`. */
+  queue: Uint8Array[][];
+  /** Bytes of the queued commands. */
+  queueBytes: number;
+  /** A command was refused inside `MULTI`: `EXEC` aborts. */
+  multiFailed: boolean;
+  /** An `EXEC` whose replies stopped at max-pending: where it resumes. */
+  exec: { queue: Uint8Array[][]; command: number; key: number } | null;
+}
+
+/**
+ * The Redis protocol. One instance serves every connection of a listener.
+ *
+ * @example
+ * ```ts
+ * import { RedisProtocol } from "./redis.ts";
+ * import { exchange } from "../../../testing/protocol_harness.ts";
+ * import assert from "node:assert/strict";
+ * const info = { version: "1", connectedClients: () => 1, uptimeSeconds: () => 1, port: () => 6379 };
+ * const { output } = await exchange(new RedisProtocol({ info }), "PING\r\nGET nobody\r\n");
+ * assert.equal(output, "+PONG\r\n$-1\r\n");
+ * ```
+ */
+export class RedisProtocol implements Protocol<RedisState> {
+  /** "redis". */
+  readonly name = "redis";
+  /** An inline command (64 KiB, as Redis), or the longest argument with its header. */
+  readonly maxRequest: number;
+  readonly #maxArgument: number;
+  readonly #maxQueued: number;
+  readonly #context: Context;
+  readonly #decoder = new TextDecoder();
+  #nextId = 1;
+
+  /** Creates the protocol with its limits and password. */
+  constructor(options: RedisOptions) {
+    this.#maxArgument = options.maxArgument ?? DEFAULTS.maxLine;
+    this.#maxQueued = options.maxQueued ?? DEFAULTS.maxPending;
+    this.maxRequest = Math.max(INLINE_MAX + 2, this.#maxArgument + 32);
+    this.#context = {
+      resp: new RespWriter(),
+      info: options.info,
+      password: options.password === undefined ? null : new Password(options.password),
+    };
+  }
+
+  /** A new connection's state. */
+  createState(): RedisState {
+    return {
+      resp: 2,
+      authenticated: this.#context.password === null,
+      name: null,
+      id: this.#nextId++,
+      argsLeft: 0,
+      bulk: -1,
+      argc: 0,
+      argi: 0,
+      spec: null,
+      nameSent: "",
+      error: "",
+      streaming: false,
+      found: 0,
+      args: [],
+      argChars: 0,
+      multi: false,
+      queue: [],
+      queueBytes: 0,
+      multiFailed: false,
+      exec: null,
+    };
+  }
+
+  /** Answers the commands in `buf[pos, len)`, in order; see `Protocol.answer`. */
+  answer(
+    state: RedisState,
+    buf: Uint8Array,
+    pos: number,
+    len: number,
+    _eof: boolean,
+    out: Replies,
+  ): number {
+    if (state.exec !== null) this.#runExec(state, out);
+    for (;;) {
+      if (out.full || out.closing !== "" || state.exec !== null) return pos;
+      if (state.argsLeft === 0) {
+        // A new command: a multibulk `*n`, or an inline line.
+        if (pos >= len) return pos;
+        if (buf[pos] === STAR) {
+          const cr = buf.indexOf(CR, pos);
+          if (cr < 0 || cr + 1 >= len) {
+            if (len - pos > INLINE_MAX) {
+              return this.#protocolError(out, "too big mbulk count string");
+            }
+            return pos;
+          }
+          const count = parseInteger(buf, pos + 1, cr);
+          if (Number.isNaN(count) || count > INT_MAX) {
+            return this.#protocolError(out, "invalid multibulk length");
+          }
+          if (!state.authenticated && count > UNAUTHENTICATED_ARGS) {
+            return this.#protocolError(out, "unauthenticated multibulk length");
+          }
+          pos = cr + 2;
+          if (count <= 0) continue;
+          this.#begin(state, count);
+        } else {
+          const lf = buf.indexOf(LF, pos);
+          if (lf < 0 || lf >= len) {
+            if (len - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
+            return pos;
+          }
+          const end = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
+          const args = splitInline(buf, pos, end);
+          if (args === null) return this.#protocolError(out, "unbalanced quotes in request");
+          pos = lf + 1;
+          if (args.length === 0) continue;
+          this.#runInline(state, args, out);
+          continue;
+        }
+      }
+      // The arguments of a multibulk command, each `$n` and n bytes.
+      while (state.argsLeft > 0) {
+        if (state.bulk < 0) {
+          if (pos >= len) return pos;
+          if (buf[pos] !== DOLLAR) {
+            return this.#protocolError(out, `expected '$', got '${String.fromCharCode(buf[pos])}'`);
+          }
+          const cr = buf.indexOf(CR, pos);
+          if (cr < 0 || cr + 1 >= len) {
+            if (len - pos > 32) return this.#protocolError(out, "too big bulk count string");
+            return pos;
+          }
+          const n = parseInteger(buf, pos + 1, cr);
+          if (!state.authenticated && n > UNAUTHENTICATED_BULK) {
+            return this.#protocolError(out, "unauthenticated bulk length");
+          }
+          if (Number.isNaN(n) || n < 0 || n > this.#maxArgument) {
+            return this.#protocolError(out, "invalid bulk length");
+          }
+          state.bulk = n;
+          pos = cr + 2;
+        }
+        if (len - pos < state.bulk + 2) return pos;
+        const start = pos;
+        const end = pos + state.bulk;
+        pos = end + 2;
+        state.bulk = -1;
+        state.argsLeft--;
+        this.#argument(state, buf, start, end, out);
+        state.argi++;
+        if (state.argsLeft === 0) this.#finish(state, out);
+        if (out.full || out.closing !== "") return pos;
+      }
+    }
+  }
+
+  #begin(state: RedisState, count: number): void {
+    state.argsLeft = count;
+    state.argc = count;
+    state.argi = 0;
+    state.bulk = -1;
+    state.spec = null;
+    state.nameSent = "";
+    state.error = "";
+    state.streaming = false;
+    state.found = 0;
+    state.args = [];
+    state.argChars = 0;
+  }
+
+  /** One argument of a multibulk command, `buf[start, end)`. */
+  #argument(state: RedisState, buf: Uint8Array, start: number, end: number, out: Replies): void {
+    if (state.argi === 0) {
+      this.#command(state, buf, start, end, out);
+      return;
+    }
+    if (state.streaming) {
+      this.#key(state, buf, start, end, out);
+    } else if (state.error === "" || state.spec === null) {
+      // Kept: for commands answered at their end, queued ones, and the
+      // beginning of an unknown command's arguments for its error message.
+      if (state.spec !== null) {
+        state.args.push(buf.slice(start, end));
+      } else if (state.argChars < 128) {
+        state.args.push(buf.slice(start, Math.min(end, start + 128)));
+        state.argChars += end - start + 3;
+      }
+    }
+  }
+
+  /** The command's name: decides how its arguments are handled. */
+  #command(state: RedisState, buf: Uint8Array, start: number, end: number, out: Replies): void {
+    // GET, the hot path, without decoding its name.
+    const spec = end - start === 3 && (buf[start] | 0x20) === 0x67 &&
+        (buf[start + 1] | 0x20) === 0x65 && (buf[start + 2] | 0x20) === 0x74
+      ? GET
+      : COMMANDS.get(this.#decoder.decode(buf.subarray(start, end)).toLowerCase());
+    state.spec = spec ?? null;
+    if (spec === undefined) {
+      state.nameSent = this.#decoder.decode(buf.subarray(start, end));
+      state.error = "unknown";
+      return;
+    }
+    state.error = this.#refusal(state, spec, state.argc);
+    if (state.error !== "") return;
+    if (state.multi && !spec.transaction) {
+      state.args.push(buf.slice(start, end));
+      return;
+    }
+    if (spec.kind === "get" || spec.kind === "mget" || spec.kind === "exists") {
+      state.streaming = true;
+      if (spec.kind === "mget") this.#context.resp.array(out, state.argc - 1);
+    } else {
+      state.args.push(buf.slice(start, end));
+    }
+  }
+
+  /** Why `spec` with `argc` arguments is refused here, in Redis's order; "" if it is not. */
+  #refusal(state: RedisState, spec: CommandSpec, argc: number): string {
+    if (!arityFits(spec, argc)) return arityError(spec.name);
+    if (!state.authenticated && !spec.noAuth) return ERRORS.noauth;
+    if (spec.kind === "write") return ERRORS.readonly;
+    return "";
+  }
+
+  /** The current command has all its arguments: its reply, unless its keys were answered already. */
+  #finish(state: RedisState, out: Replies): void {
+    const resp = this.#context.resp;
+    const spec = state.spec;
+    if (state.error !== "") {
+      const error = state.error === "unknown"
+        ? unknownCommandError(state.nameSent, state.args.map((a) => this.#decoder.decode(a)))
+        : state.error;
+      resp.error(out, error);
+      if (state.multi) state.multiFailed = true;
+    } else if (state.multi && !spec!.transaction) {
+      this.#queue(state, state.args, out);
+    } else if (spec!.kind === "exists") {
+      resp.integer(out, state.found);
+    } else if (!state.streaming) {
+      this.#run(state, spec!, state.args, out);
+    }
+    state.args = [];
+  }
+
+  /** An inline command, whose arguments all came at once. */
+  #runInline(state: RedisState, args: Uint8Array[], out: Replies): void {
+    const resp = this.#context.resp;
+    const nameSent = this.#decoder.decode(args[0]);
+    const spec = COMMANDS.get(nameSent.toLowerCase());
+    if (spec === undefined) {
+      resp.error(
+        out,
+        unknownCommandError(nameSent, args.slice(1).map((a) => this.#decoder.decode(a))),
+      );
+      if (state.multi) state.multiFailed = true;
+      return;
+    }
+    const error = this.#refusal(state, spec, args.length);
+    if (error !== "") {
+      resp.error(out, error);
+      if (state.multi) state.multiFailed = true;
+    } else if (state.multi && !spec.transaction) {
+      this.#queue(state, args, out);
+    } else {
+      this.#run(state, spec, args, out);
+    }
+  }
+
+  #queue(state: RedisState, args: Uint8Array[], out: Replies): void {
+    for (const arg of args) state.queueBytes += arg.length;
+    if (state.queueBytes > this.#maxQueued) {
+      // Memory per client stays bounded, whatever it queues.
+      this.#context.resp.error(
+        out,
+        `ERR MULTI can queue at most ${this.#maxQueued} bytes of commands`,
+      );
+      state.multiFailed = true;
+      return;
+    }
+    state.queue.push(args);
+    queued(this.#context, out);
+  }
+
+  /** Runs a command with all its arguments (name included). */
+  #run(state: RedisState, spec: CommandSpec, args: readonly Uint8Array[], out: Replies): void {
+    const context = this.#context;
+    const resp = context.resp;
+    switch (spec.name) {
+      case "multi":
+        if (state.multi) {
+          resp.error(out, ERRORS.multiNested);
+          return;
+        }
+        state.multi = true;
+        state.queue = [];
+        state.queueBytes = 0;
+        state.multiFailed = false;
+        ok(context, out);
+        return;
+      case "discard":
+        if (!state.multi) {
+          resp.error(out, ERRORS.discardWithoutMulti);
+          return;
+        }
+        this.#endMulti(state);
+        ok(context, out);
+        return;
+      case "exec": {
+        if (!state.multi) {
+          resp.error(out, ERRORS.execWithoutMulti);
+          return;
+        }
+        const { queue, multiFailed } = state;
+        this.#endMulti(state);
+        if (multiFailed) {
+          resp.error(out, ERRORS.execAbort);
+          return;
+        }
+        resp.array(out, queue.length);
+        state.exec = { queue, command: 0, key: 1 };
+        this.#runExec(state, out);
+        return;
+      }
+      case "get":
+      case "mget":
+      case "exists": {
+        if (spec.kind === "mget") resp.array(out, args.length - 1);
+        let found = 0;
+        for (let i = 1; i < args.length; i++) {
+          if (spec.kind === "exists") {
+            found += this.#lookup(state, args[i], 0, args[i].length, out) >= 0 ? 1 : 0;
+          } else this.#key(state, args[i], 0, args[i].length, out, spec);
+        }
+        if (spec.kind === "exists") resp.integer(out, found);
+        return;
+      }
+    }
+    runOther(context, state, spec.name, args, out);
+  }
+
+  /** Replies to the queued commands of an `EXEC`, until done or max-pending. */
+  #runExec(state: RedisState, out: Replies): void {
+    const exec = state.exec!;
+    while (exec.command < exec.queue.length) {
+      const args = exec.queue[exec.command];
+      const spec = COMMANDS.get(this.#decoder.decode(args[0]).toLowerCase())!;
+      if (spec.kind === "mget") {
+        // Resumable key by key: its reply may be large.
+        if (exec.key === 1) this.#context.resp.array(out, args.length - 1);
+        while (exec.key < args.length) {
+          this.#key(state, args[exec.key], 0, args[exec.key].length, out, spec);
+          exec.key++;
+          if (out.full) return;
+        }
+      } else {
+        this.#run(state, spec, args, out);
+      }
+      exec.command++;
+      exec.key = 1;
+      if (out.full) return;
+    }
+    state.exec = null;
+  }
+
+  #endMulti(state: RedisState): void {
+    state.multi = false;
+    state.queue = [];
+    state.queueBytes = 0;
+    state.multiFailed = false;
+  }
+
+  /** A key of GET or MGET (its value or null), or of EXISTS (counted). */
+  #key(
+    state: RedisState,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    out: Replies,
+    spec: CommandSpec = state.spec!,
+  ): void {
+    const id = this.#lookup(state, buf, start, end, out);
+    if (spec.kind === "exists") {
+      if (id >= 0) state.found++;
+    } else if (id < 0) {
+      this.#context.resp.null(out, state.resp);
+    } else {
+      this.#context.resp.bulk(out, out.directory.value(id));
+    }
+  }
+
+  /** Looks `buf[start, end)` up; counts and logs it. */
+  #lookup(state: RedisState, buf: Uint8Array, start: number, end: number, out: Replies): number {
+    const id = out.directory.find(buf, start, end);
+    const counters = out.counters;
+    counters.lookups++;
+    if (id >= 0) counters.hits++;
+    else counters.misses++;
+    if (out.verbose) {
+      logger.debug("{peer} {command} {key} {result}", {
+        peer: out.peer,
+        command: state.spec?.name.toUpperCase() ?? "EXEC",
+        key: this.#decoder.decode(buf.subarray(start, end)),
+        result: id < 0 ? "miss" : "hit",
+      });
+    }
+    return id;
+  }
+
+  /** `-ERR Protocol error: …`, then the connection is closed; returns where parsing stopped. */
+  #protocolError(out: Replies, text: string): number {
+    this.#context.resp.error(out, `ERR Protocol error: ${text}`);
+    out.counters.protocolErrors++;
+    out.close(`protocol error: ${text}`);
+    return 0;
+  }
+}
+
+/** The decimal integer in `buf[start, end)`, optionally negative; NaN if it is not one. */
+function parseInteger(buf: Uint8Array, start: number, end: number): number {
+  let i = start;
+  const negative = buf[i] === 0x2d;
+  if (negative) i++;
+  if (i === end || end - i > 15) return NaN;
+  let n = 0;
+  for (; i < end; i++) {
+    const digit = buf[i] - 0x30;
+    if (digit < 0 || digit > 9) return NaN;
+    n = n * 10 + digit;
+  }
+  return negative ? -n : n;
+}

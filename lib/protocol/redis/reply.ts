@@ -1,0 +1,112 @@
+/**
+ * Encoding replies in RESP2 and RESP3.
+ *
+ * @module
+ */
+
+import type { Replies } from "../protocol.ts";
+
+const CRLF = new Uint8Array([0x0d, 0x0a]);
+const encoder = new TextEncoder();
+
+/** RESP2 (the default) or RESP3 (after `HELLO 3`). */
+export type Resp = 2 | 3;
+
+/**
+ * Writes RESP replies into a protocol's {@linkcode Replies}: the reply
+ * shapes of Redis 7.0, in the connection's protocol version.
+ *
+ * @example
+ * ```ts
+ * import { RespWriter } from "./reply.ts";
+ * import { Output, OutputPool } from "../../transport/output.ts";
+ * import { ProtocolCounters } from "../../operations/counters.ts";
+ * import assert from "node:assert/strict";
+ * const out = new Output(new OutputPool(), new ProtocolCounters("redis"), 1 << 20, false, () => "");
+ * const resp = new RespWriter();
+ * resp.integer(out, 42);
+ * resp.null(out, 3);
+ * assert.equal(new TextDecoder().decode(out.bytes()), ":42\r\n_\r\n");
+ * ```
+ */
+export class RespWriter {
+  /** `+text`. */
+  simple(out: Replies, text: Uint8Array): void {
+    out.writeByte(0x2b);
+    out.write(text);
+    out.write(CRLF);
+  }
+
+  /** `-text` (text without the dash). */
+  error(out: Replies, text: string): void {
+    out.writeByte(0x2d);
+    out.write(encoder.encode(text));
+    out.write(CRLF);
+  }
+
+  /** `:n`. */
+  integer(out: Replies, n: number): void {
+    out.writeByte(0x3a);
+    out.writeDecimal(n);
+    out.write(CRLF);
+  }
+
+  /** `$len` and the bytes. */
+  bulk(out: Replies, bytes: Uint8Array): void {
+    out.writeByte(0x24);
+    out.writeDecimal(bytes.length);
+    out.write(CRLF);
+    out.write(bytes);
+    out.write(CRLF);
+  }
+
+  /** A string as a bulk string. */
+  bulkText(out: Replies, text: string): void {
+    this.bulk(out, encoder.encode(text));
+  }
+
+  /** The null bulk string: `$-1` in RESP2, `_` in RESP3. */
+  null(out: Replies, resp: Resp): void {
+    if (resp === 3) {
+      out.writeByte(0x5f);
+      out.write(CRLF);
+    } else {
+      out.writeByte(0x24);
+      out.writeDecimal(-1);
+      out.write(CRLF);
+    }
+  }
+
+  /** `*n`: an array of `n` replies follows. */
+  array(out: Replies, n: number): void {
+    out.writeByte(0x2a);
+    out.writeDecimal(n);
+    out.write(CRLF);
+  }
+
+  /** A map of `n` pairs follows: `%n` in RESP3, an array of `2n` in RESP2. */
+  map(out: Replies, n: number, resp: Resp): void {
+    if (resp === 3) {
+      out.writeByte(0x25);
+      out.writeDecimal(n);
+      out.write(CRLF);
+    } else {
+      this.array(out, n * 2);
+    }
+  }
+
+  /** Text as a verbatim string (`=len` `txt:…`) in RESP3, a bulk string in RESP2. */
+  verbatim(out: Replies, text: string, resp: Resp): void {
+    if (resp !== 3) {
+      this.bulkText(out, text);
+      return;
+    }
+    const bytes = encoder.encode(text);
+    out.writeByte(0x3d);
+    out.writeDecimal(bytes.length + 4);
+    out.write(CRLF);
+    out.write(encoder.encode("txt:"));
+    out.write(bytes);
+    out.write(CRLF);
+  }
+}
