@@ -196,6 +196,7 @@ export class RedisProtocol implements Protocol<RedisState> {
             if (len - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
             return pos;
           }
+          if (lf - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
           const end = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
           const args = splitInline(buf, pos, end);
           if (args === null) return this.#protocolError(out, "unbalanced quotes in request");
