@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { renderDepthChart } from "./chart.ts";
 import { writeRegistrations } from "../testing/gen_regs.ts";
 import { runLoad } from "./load_client.ts";
+import { loadRedis, median, startRedis } from "./redis_peer.ts";
 import { SipdirProcess } from "../testing/sipdir_process.ts";
 
 const { values } = parseArgs({
@@ -48,26 +49,9 @@ const keys = (await Deno.readTextFile(keysPath)).split("\n").filter((k) => k !==
 const stops: (() => Promise<unknown>)[] = [];
 
 try {
-  const redisPort = freePort();
-  const redis = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(redisPort),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  stops.push(() => {
-    redis.kill("SIGTERM");
-    return redis.status;
-  });
-  await waitForPort(redisPort);
+  const redisPeer = await startRedis();
+  stops.push(() => redisPeer.stop());
+  const redisPort = redisPeer.port;
   await loadRedis(redisPort, regs);
 
   // Started as the compiled binary would run, with its permissions.
@@ -142,56 +126,4 @@ try {
 } finally {
   for (const stop of stops) await stop();
   await Deno.remove(dir, { recursive: true });
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2
-    ? s[(s.length - 1) / 2]
-    : Math.round((s[s.length / 2 - 1] + s[s.length / 2]) / 2);
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-/** Loads the dump into Redis with pipelined SETs, keyed by AOR. */
-async function loadRedis(port: number, path: string): Promise<void> {
-  const encoder = new TextEncoder();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l !== "");
-  const buf = new Uint8Array(1 << 16);
-  for (let b = 0; b < lines.length; b += 5000) {
-    const batch = lines.slice(b, b + 5000);
-    const resp = batch.map((line) => {
-      const key = JSON.parse(line).addressOfRecord;
-      return `*3\r\n$3\r\nSET\r\n$${encoder.encode(key).length}\r\n${key}\r\n$${
-        encoder.encode(line).length
-      }\r\n${line}\r\n`;
-    }).join("");
-    const bytes = encoder.encode(resp);
-    for (let w = 0; w < bytes.length;) w += await conn.write(bytes.subarray(w));
-    let oks = 0;
-    while (oks < batch.length) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error("redis closed the connection");
-      for (let i = 0; i < n; i++) if (buf[i] === 0x0a) oks++;
-    }
-  }
-  conn.close();
 }
