@@ -41,7 +41,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    await setupLogging({ file: flags.log, verbose: flags.verbose });
+    await setupLogging({ file: flags.log, verbose: flags.verbose, format: flags.logFormat });
   } catch (error) {
     console.error(`sipdir: cannot open log file ${flags.log}: ${describe(error)}`);
     return 1;

@@ -184,3 +184,23 @@ Deno.test("cli: --log with -v writes connections and requests to the file", asyn
   assertOk(lines.some((line) => / disconnected \(/.test(line)), text);
   assertOk(lines.some((line) => /INFO .*counters: accepted=1 /.test(line)), text);
 });
+
+Deno.test("cli: --log-format json, with -v: every line is a JSON object with its fields", async () => {
+  const sipdir = await SipdirProcess.start(["-d", DATA, "-p", "0", "-v", "--log-format", "json"]);
+  try {
+    const port = Number((await sipdir.waitFor(/"address":"\S+:(\d+)"/))[1]);
+    const client = await LineClient.connect(port);
+    await client.send(`${EXAMPLE_AOR}\nnobody\n`);
+    await client.lines(2);
+    client.close();
+    await sipdir.waitFor(/"aor":"nobody","result":"miss"/);
+  } finally {
+    sipdir.kill("SIGTERM");
+  }
+  const { code, stderr } = await sipdir.exit();
+  assertEquals(code, 0);
+  const records = stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assertOk(records.length > 5);
+  for (const record of records) assertOk(record.level && record.message && record["@timestamp"]);
+  assertOk(records.some((r) => r.aor === EXAMPLE_AOR && r.result === "hit" && r.peer));
+});

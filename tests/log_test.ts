@@ -86,3 +86,29 @@ Deno.test("log: a log file that cannot be opened is an error at setup", async ()
   }
   assertOk(failed);
 });
+
+Deno.test("log: --log-format json writes one JSON object a line, properties as fields", async () => {
+  const console = memoryConsole();
+  await setupLogging({ console, host: "testhost", pid: 4242, verbose: true, format: "json" });
+  try {
+    getLogger(["sipdir", "line"]).debug("{peer} {aor} {result}", {
+      peer: "10.0.0.1:5",
+      aor: 'evil"\n{"level":"FATAL"}',
+      result: "miss",
+    });
+    getLogger(["sipdir"]).info("listening on {address}", { address: "127.0.0.1:1234" });
+  } finally {
+    await closeLogging();
+  }
+  const lines = console.text.trimEnd().split("\n");
+  assertEquals(lines.length, 2, console.text);
+  const [request, listening] = lines.map((line) => JSON.parse(line));
+  assertEquals(
+    [request.host, request.pid, request.level, request.logger, request.peer, request.result],
+    ["testhost", 4242, "DEBUG", "sipdir.line", "10.0.0.1:5", "miss"],
+  );
+  assertEquals(request.aor, 'evil"\n{"level":"FATAL"}');
+  assertOk(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(request["@timestamp"]));
+  assertEquals([listening.level, listening.address], ["INFO", "127.0.0.1:1234"]);
+  assertOk(listening.message.includes("127.0.0.1:1234"));
+});

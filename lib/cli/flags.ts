@@ -15,7 +15,7 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
-  "[--redis-port PORT] [--redis-password-file FILE] " +
+  "[--redis-port PORT] [--redis-password-file FILE] [--log-format text|json] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
   "[--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
@@ -36,6 +36,7 @@ Options:
       --redis-password-file FILE
                            the Redis port requires AUTH with the password in FILE
   -l, --log FILE           log to FILE instead of the console
+      --log-format FORMAT  text (default), or json: one JSON object a line
   -v, --verbose            log every connection and request, and counters each minute
       --timeout SECONDS    close connections idle this long (default: ${D.idleTimeout / 1000})
       --max-line BYTES     longest request line; a longer one closes its
@@ -77,6 +78,8 @@ export interface Flags {
   redisPasswordFile: string | undefined;
   /** `-l`: log file, or undefined for the console. */
   log: string | undefined;
+  /** `--log-format`. */
+  logFormat: "text" | "json";
   /** `-v`: debug logging. */
   verbose: boolean;
   /** `--timeout`, in milliseconds. */
@@ -114,6 +117,7 @@ const OPTIONS = {
   "max-clients": { type: "string" },
   "max-pending": { type: "string" },
   "bare-wait": { type: "string" },
+  "log-format": { type: "string" },
   "redis-port": { type: "string" },
   "redis-password-file": { type: "string" },
   "reload-min-ratio": { type: "string" },
@@ -185,6 +189,7 @@ export function parseFlags(args: readonly string[]): Flags {
     redisPasswordFile: given["redis-password-file"] === undefined
       ? undefined
       : text("redis-password-file", ""),
+    logFormat: choice("log-format", text("log-format", "text"), ["text", "json"] as const),
     verbose: given.verbose === true,
     timeout: seconds("timeout", text("timeout", String(D.idleTimeout / 1000))),
     maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),
@@ -207,6 +212,15 @@ function integer(name: string, value: string, min: number, max: number): number 
     );
   }
   return n;
+}
+
+function choice<T extends string>(name: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(
+      `Invalid value "${value}" for "--${name}": expected ${choices.join(" or ")}`,
+    );
+  }
+  return value as T;
 }
 
 function ratio(name: string, value: string): number {

@@ -12,6 +12,7 @@ import { getFileSink } from "@logtape/file";
 import {
   configure,
   dispose,
+  getJsonLinesFormatter,
   getTextFormatter,
   type LogRecord,
   type Sink,
@@ -28,8 +29,13 @@ export interface LogIdentity {
   pid?: number;
 }
 
+/** `text`: the old server's lines; `json`: one JSON object per line, for log pipelines. */
+export type LogFormat = "text" | "json";
+
 /** Options of {@linkcode setupLogging}. */
 export interface LogOptions extends LogIdentity {
+  /** Line format. Default "text". */
+  format?: LogFormat;
   /** Append to this file instead of writing to the console (stderr). */
   file?: string;
   /** Include debug records: connections, requests, counters. */
@@ -58,6 +64,20 @@ function lineFormatter(identity: LogIdentity = {}): TextFormatter {
 }
 
 /**
+ * A formatter for JSON Lines: LogTape's, with the structured properties as
+ * fields of their own (`peer`, `aor`, `result` …), and the host and process
+ * id that the text format puts in its prefix.
+ * `{"host":"host1","pid":812,"@timestamp":"…","level":"INFO","message":"…","logger":"sipdir",…}`
+ */
+function jsonFormatter(identity: LogIdentity = {}): TextFormatter {
+  const prefix = `{"host":${JSON.stringify(identity.host ?? hostname())},"pid":${
+    identity.pid ?? Deno.pid
+  },`;
+  const format = getJsonLinesFormatter({ properties: "flatten" });
+  return (record) => prefix + format(record).slice(1);
+}
+
+/**
  * A sink writing each formatted record synchronously, so that nothing is
  * lost when the process exits right after.
  */
@@ -79,7 +99,7 @@ function writerSink(
  * Throws if the log file cannot be opened.
  */
 export async function setupLogging(options: LogOptions = {}): Promise<void> {
-  const formatter = lineFormatter(options);
+  const formatter = options.format === "json" ? jsonFormatter(options) : lineFormatter(options);
   const sink: Sink = options.file === undefined
     ? writerSink(options.console ?? Deno.stderr, formatter)
     : getFileSink(options.file, { formatter, bufferSize: 8192, flushInterval: 1000 });
