@@ -18,6 +18,9 @@ import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
 import { formatAddress } from "./transport/address.ts";
 import { type ListenSpec, serve, type Server } from "./transport/server.ts";
+import { type HttpEndpoint, serveHttp } from "./operations/http.ts";
+import { formatMetrics } from "./operations/metrics.ts";
+import { Counters } from "./operations/counters.ts";
 import { ListenError } from "./transport/native_tcp.ts";
 import { LineProtocol } from "./protocol/line.ts";
 import { RedisProtocol } from "./protocol/redis/redis.ts";
@@ -50,15 +53,22 @@ export async function runService(flags: Flags): Promise<number> {
   // First of all: a SIGUSR1 during a long load must not open a debugger.
   const guard = flags.inspectorGuard ? holdInspectorAddress() : undefined;
   const loader = new WorkerLoader();
+  const status: Status = { counters: new Counters(), startedAt: Date.now(), stopping: false };
+  let http: HttpEndpoint | undefined;
+  const handlers: [Deno.Signal, () => void][] = [];
   try {
-    let live: LiveDirectory;
-    try {
-      live = await loadLive(flags, loader);
-    } catch (error) {
-      if (error instanceof DataError) return fatal(error.message);
-      throw error;
+    // Before the load: liveness holds during a long start-up, readiness waits for it.
+    if (flags.httpPort !== undefined) {
+      try {
+        http = startHttp(flags, status);
+      } catch (error) {
+        return fatal(
+          `cannot listen on ${
+            formatAddress({ hostname: flags.ip, port: flags.httpPort })
+          } (--http-port): ${describe(error)}`,
+        );
+      }
     }
-
     let password: Uint8Array | undefined;
     if (flags.redisPasswordFile !== undefined) {
       try {
@@ -69,86 +79,136 @@ export async function runService(flags: Flags): Promise<number> {
         );
       }
     }
-    const started = performance.now();
-    let server: Server | undefined;
-    const listen: ListenSpec[] = [{
-      port: flags.port,
-      protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
-    }];
-    if (flags.redisPort !== undefined) {
-      listen.push({
-        port: flags.redisPort,
-        protocol: new RedisProtocol({
-          maxArgument: flags.maxLine,
-          maxQueued: flags.maxPending,
-          password,
-          info: {
-            version: VERSION,
-            connectedClients: () => server?.connections ?? 0,
-            uptimeSeconds: () => (performance.now() - started) / 1000,
-            port: () => server?.addrs.get("redis")?.port ?? 0,
-          },
-        }),
-      });
-    }
+    let live: LiveDirectory;
     try {
-      server = serve({
-        directory: live,
-        hostname: flags.ip,
-        listen,
-        idleTimeout: flags.timeout,
-        maxClients: flags.maxClients,
-        maxPending: flags.maxPending,
-      });
+      live = await loadLive(flags, loader);
+    } catch (error) {
+      if (error instanceof DataError) return fatal(error.message);
+      throw error;
+    }
+    status.live = live;
+    let server: Server;
+    try {
+      server = listen(flags, status, password);
     } catch (error) {
       if (error instanceof ListenError) return fatal(error.message);
       throw error;
     }
-    logger.info("listening on {address}", { address: formatAddress(server.addr) });
-    const redisAddress = server.addrs.get("redis");
-    if (redisAddress) {
-      logger.info("Redis protocol on {address}{auth}", {
-        address: formatAddress(redisAddress),
-        auth: password === undefined ? "" : " (AUTH required)",
-      });
-    }
-
-    const reloader = new Reloader({
+    status.server = server;
+    const reloader = status.reloader = new Reloader({
       live,
-      counters: server.counters,
+      counters: status.counters,
       path: flags.data,
       minRatio: flags.reloadMinRatio,
       load: (path) => loader.load({ path, background: true }),
     });
     const logCounters = () =>
-      logger.info("counters: {counters}", { counters: server!.counters.format() });
+      logger.info("counters: {counters}", { counters: status.counters.format() });
     const stop = () => {
+      // Not ready from now on: load balancers stop sending clients here.
+      status.stopping = true;
       logger.info("stopping: answering what was received, then closing {count} connection(s)", {
-        count: server!.connections,
+        count: server.connections,
       });
-      server!.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
+      server.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
     };
-    const handlers: [Deno.Signal, () => void][] = [
+    handlers.push(
       ["SIGTERM", stop],
       ["SIGINT", stop],
       ["SIGHUP", () => void reloader.request()],
       // Not SIGUSR1: Deno opens its inspector on it (see inspector_guard.ts).
       ["SIGUSR2", logCounters],
-    ];
+    );
     for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
     const ticker = flags.verbose ? setInterval(logCounters, COUNTERS_INTERVAL) : undefined;
 
     await server.finished;
 
     clearInterval(ticker);
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
     logCounters();
     logger.info("stopped");
     return 0;
   } finally {
+    await http?.shutdown();
     loader.close();
     guard?.close();
+    // Last: a second SIGTERM while stopping must not kill the process.
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
+}
+
+/** What the operations endpoints report, filled in as sipdir starts. */
+interface Status {
+  counters: Counters;
+  startedAt: number;
+  live?: LiveDirectory;
+  server?: Server;
+  reloader?: Reloader;
+  /** SIGTERM or SIGINT arrived. */
+  stopping: boolean;
+}
+
+/** Serves /metrics, /healthz and /readyz from `status`. */
+function startHttp(flags: Flags, status: Status): HttpEndpoint {
+  const http = serveHttp({
+    hostname: flags.ip,
+    port: flags.httpPort!,
+    ready: () => status.server !== undefined && !status.stopping,
+    metrics: () =>
+      formatMetrics({
+        counters: status.counters,
+        live: status.live,
+        lastReload: status.reloader?.lastReload,
+        version: VERSION,
+        startedAt: status.startedAt,
+      }),
+  });
+  logger.info("HTTP (/metrics, /healthz, /readyz) on {address}", {
+    address: formatAddress(http.addr),
+  });
+  return http;
+}
+
+/** Listens on the line port and, if asked, the Redis port; logs where. */
+function listen(flags: Flags, status: Status, password: Uint8Array | undefined): Server {
+  const specs: ListenSpec[] = [{
+    port: flags.port,
+    protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
+  }];
+  if (flags.redisPort !== undefined) {
+    specs.push({
+      port: flags.redisPort,
+      protocol: new RedisProtocol({
+        maxArgument: flags.maxLine,
+        maxQueued: flags.maxPending,
+        password,
+        info: {
+          version: VERSION,
+          connectedClients: () => status.server?.connections ?? 0,
+          uptimeSeconds: () => (Date.now() - status.startedAt) / 1000,
+          port: () => status.server?.addrs.get("redis")?.port ?? 0,
+        },
+      }),
+    });
+  }
+  const server = serve({
+    directory: status.live!,
+    hostname: flags.ip,
+    listen: specs,
+    idleTimeout: flags.timeout,
+    maxClients: flags.maxClients,
+    maxPending: flags.maxPending,
+    counters: status.counters,
+  });
+  logger.info("listening on {address}", { address: formatAddress(server.addr) });
+  const redisAddress = server.addrs.get("redis");
+  if (redisAddress) {
+    logger.info("Redis protocol on {address}{auth}", {
+      address: formatAddress(redisAddress),
+      auth: password === undefined ? "" : " (AUTH required)",
+    });
+  }
+  return server;
 }
 
 /** Holds the inspector's address, retrying while something else holds it, and says so. */

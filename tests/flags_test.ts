@@ -11,6 +11,7 @@ Deno.test("flags: defaults match the old server's", () => {
     log: undefined,
     redisPort: undefined,
     redisPasswordFile: undefined,
+    httpPort: undefined,
     logFormat: "text",
     verbose: false,
     timeout: 10_000,

@@ -15,7 +15,8 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
-  "[--redis-port PORT] [--redis-password-file FILE] [--log-format text|json] " +
+  "[--redis-port PORT] [--redis-password-file FILE] [--http-port PORT] " +
+  "[--log-format text|json] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
   "[--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
@@ -32,6 +33,8 @@ Options:
   -i, --ip ADDR            address to listen on (default: ${D.hostname})
   -p, --port PORT          TCP port, 0 for any free one (default: ${D.port})
       --redis-port PORT    also answer the Redis protocol (GET aor …) on PORT,
+                           0 for any free one (default: off)
+      --http-port PORT     serve /metrics, /healthz and /readyz over HTTP on PORT,
                            0 for any free one (default: off)
       --redis-password-file FILE
                            the Redis port requires AUTH with the password in FILE
@@ -76,6 +79,8 @@ export interface Flags {
   redisPort: number | undefined;
   /** `--redis-password-file`. */
   redisPasswordFile: string | undefined;
+  /** `--http-port`, or undefined when off. */
+  httpPort: number | undefined;
   /** `-l`: log file, or undefined for the console. */
   log: string | undefined;
   /** `--log-format`. */
@@ -120,6 +125,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   "redis-port": { type: "string" },
   "redis-password-file": { type: "string" },
+  "http-port": { type: "string" },
   "reload-min-ratio": { type: "string" },
   "no-inspector-guard": { type: "boolean" },
 } as const;
@@ -186,6 +192,9 @@ export function parseFlags(args: readonly string[]): Flags {
     redisPort: given["redis-port"] === undefined
       ? undefined
       : integer("redis-port", text("redis-port", ""), 0, 65535),
+    httpPort: given["http-port"] === undefined
+      ? undefined
+      : integer("http-port", text("http-port", ""), 0, 65535),
     redisPasswordFile: given["redis-password-file"] === undefined
       ? undefined
       : text("redis-password-file", ""),

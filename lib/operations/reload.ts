@@ -11,6 +11,7 @@ import { DEFAULTS } from "../limits.ts";
 import { DataError, type LoadResult } from "../loading/load.ts";
 import type { Counters } from "./counters.ts";
 import { collectGarbage } from "./memory.ts";
+import type { ReloadOutcome } from "./metrics.ts";
 
 const logger = getLogger(["sipdir", "reload"]);
 
@@ -60,6 +61,7 @@ export class Reloader {
   readonly #load: (path: string) => Promise<LoadResult>;
   #running: Promise<void> | undefined;
   #again = false;
+  #lastReload: ReloadOutcome | undefined;
 
   /** Creates a reloader; nothing is read until {@linkcode request}. */
   constructor(options: ReloaderOptions) {
@@ -68,6 +70,11 @@ export class Reloader {
     this.#path = options.path;
     this.#minRatio = options.minRatio ?? DEFAULTS.reloadMinRatio;
     this.#load = options.load;
+  }
+
+  /** The last reload's outcome, once one ended. */
+  get lastReload(): ReloadOutcome | undefined {
+    return this.#lastReload;
   }
 
   /**
@@ -100,6 +107,7 @@ export class Reloader {
       loaded = await this.#load(path);
     } catch (error) {
       counters.reloadFailures++;
+      this.#lastReload = { at: Date.now(), ok: false };
       if (error instanceof DataError) {
         logger.error("reload failed, still serving the previous data: {message}", {
           message: error.message,
@@ -117,6 +125,7 @@ export class Reloader {
     const serving = this.#live.directory.size;
     if (this.#minRatio > 0 && report.entries < serving * this.#minRatio) {
       counters.reloadRefusals++;
+      this.#lastReload = { at: Date.now(), ok: false };
       logger.error(
         "reload refused, still serving the previous data: {path} has {entries} entries, " +
           "fewer than {ratio} of the {serving} being served (--reload-min-ratio); " +
@@ -129,6 +138,7 @@ export class Reloader {
     // The previous directory is garbage now: give its memory back.
     collectGarbage();
     counters.reloads++;
+    this.#lastReload = { at: Date.now(), ok: true };
     logger.info(
       "reloaded {path}: {entries} entries ({duplicates} duplicates), {bytes} bytes in {ms} ms",
       { path, ...report, ms: Math.round(report.ms) },
