@@ -20,6 +20,7 @@ import { formatAddress } from "./transport/address.ts";
 import { type ListenSpec, serve, type Server } from "./transport/server.ts";
 import { type HttpEndpoint, serveHttp } from "./operations/http.ts";
 import { formatMetrics } from "./operations/metrics.ts";
+import { watchDataFile } from "./operations/watch.ts";
 import { Counters } from "./operations/counters.ts";
 import { ListenError } from "./transport/native_tcp.ts";
 import { LineProtocol } from "./protocol/line.ts";
@@ -56,6 +57,7 @@ export async function runService(flags: Flags): Promise<number> {
   const status: Status = { counters: new Counters(), startedAt: Date.now(), stopping: false };
   let http: HttpEndpoint | undefined;
   const handlers: [Deno.Signal, () => void][] = [];
+  let watcher: { close(): void } | undefined;
   try {
     // Before the load: liveness holds during a long start-up, readiness waits for it.
     if (flags.httpPort !== undefined) {
@@ -121,6 +123,16 @@ export async function runService(flags: Flags): Promise<number> {
     );
     for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
     const ticker = flags.verbose ? setInterval(logCounters, COUNTERS_INTERVAL) : undefined;
+    watcher = flags.watch
+      ? watchDataFile({
+        path: flags.data,
+        onChange: () => void reloader.request(),
+        onMissing: () =>
+          logger.warn("{path} is gone: still serving the data loaded from it, until it is back", {
+            path: flags.data,
+          }),
+      })
+      : undefined;
 
     await server.finished;
 
@@ -129,6 +141,7 @@ export async function runService(flags: Flags): Promise<number> {
     logger.info("stopped");
     return 0;
   } finally {
+    watcher?.close();
     await http?.shutdown();
     loader.close();
     guard?.close();

@@ -19,6 +19,7 @@ Deno.test("flags: defaults match the old server's", () => {
     maxClients: 10_000,
     maxPending: 1048576,
     bareWait: 100,
+    watch: false,
     reloadMinRatio: 0.5,
     inspectorGuard: true,
   });

@@ -18,7 +18,7 @@ export const USAGE: string =
   "[--redis-port PORT] [--redis-password-file FILE] [--http-port PORT] " +
   "[--log-format text|json] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
-  "[--reload-min-ratio RATIO] " +
+  "[--watch] [--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
 
 /** The full `--help` text. */
@@ -50,6 +50,7 @@ Options:
       --bare-wait SECONDS  a client that has sent no line end yet gets its bytes
                            answered as one request after this silence, as the
                            old server did; 0 turns it off (default: ${D.bareWait / 1000})
+      --watch              reload when the data file is replaced or rewritten
       --reload-min-ratio RATIO
                            refuse a reload that would serve fewer entries than
                            RATIO times those served now; 0 accepts any valid
@@ -97,6 +98,8 @@ export interface Flags {
   maxPending: number;
   /** `--bare-wait`, in milliseconds; 0 is off. */
   bareWait: number;
+  /** `--watch`: reload when the data file changes. */
+  watch: boolean;
   /** `--reload-min-ratio`: 0 to 1. */
   reloadMinRatio: number;
   /** False with `--no-inspector-guard`. */
@@ -127,6 +130,7 @@ const OPTIONS = {
   "redis-password-file": { type: "string" },
   "http-port": { type: "string" },
   "reload-min-ratio": { type: "string" },
+  watch: { type: "boolean" },
   "no-inspector-guard": { type: "boolean" },
 } as const;
 
@@ -205,6 +209,7 @@ export function parseFlags(args: readonly string[]): Flags {
     maxClients: integer("max-clients", text("max-clients", String(D.maxClients)), 1, 1 << 30),
     maxPending: integer("max-pending", text("max-pending", String(D.maxPending)), 1, 1 << 30),
     bareWait: seconds("bare-wait", text("bare-wait", String(D.bareWait / 1000)), 0),
+    watch: given.watch === true,
     reloadMinRatio: ratio(
       "reload-min-ratio",
       text("reload-min-ratio", String(D.reloadMinRatio)),
