@@ -29,6 +29,8 @@ export interface MetricsSource {
   version: string;
   /** When the process started, in milliseconds since the epoch. */
   startedAt: number;
+  /** `--max-clients`, to alert on before it is reached. */
+  maxClients?: number;
 }
 
 type Sample = [labels: Record<string, string>, value: number];
