@@ -174,6 +174,7 @@ function startHttp(flags: Flags, status: Status): HttpEndpoint {
         lastReload: status.reloader?.lastReload,
         version: VERSION,
         startedAt: status.startedAt,
+        maxClients: flags.maxClients,
       }),
   });
   logger.info("HTTP (/metrics, /healthz, /readyz) on {address}", {

@@ -70,6 +70,7 @@ Deno.test("http: /readyz is 503 while loading and stopping, 200 while serving; /
         'sipdir_lookups_total{protocol="redis"} 0',
         "sipdir_directory_entries 500",
         "sipdir_connections_open 1",
+        "sipdir_connections_max 10000",
         "sipdir_last_reload_success 1",
         'sipdir_build_info{version="1.0.0"} 1',
       ]

@@ -115,6 +115,14 @@ export function formatMetrics(source: MetricsSource): string {
     "Connections open now, all ports.",
     one(counters.open),
   );
+  if (source.maxClients !== undefined) {
+    metric(
+      "sipdir_connections_max",
+      "gauge",
+      "Connections served at once (--max-clients); more are refused.",
+      one(source.maxClients),
+    );
+  }
   const protocols = counters.protocols();
   for (const [name, field, help] of PER_PROTOCOL) {
     metric(name, "counter", help, protocols.map((p) => [{ protocol: p.protocol }, p[field]]));
