@@ -217,9 +217,9 @@ function listen(flags: Flags, status: Status, password: Uint8Array | undefined):
   logger.info("listening on {address}", { address: formatAddress(server.addr) });
   const redisAddress = server.addrs.get("redis");
   if (redisAddress) {
-    logger.info("Redis protocol on {address}{auth}", {
+    logger.info("Redis protocol on {address}, AUTH {auth}", {
       address: formatAddress(redisAddress),
-      auth: password === undefined ? "" : " (AUTH required)",
+      auth: password === undefined ? "not required" : "required",
     });
   }
   return server;

@@ -178,7 +178,7 @@ Deno.test("redis process: --redis-port 0 logs the port; --redis-password-file is
   ]);
   try {
     await sipdir.port();
-    const port = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+) \(AUTH required\)/))[1]);
+    const port = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+), AUTH required/))[1]);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     await send(conn, cmd("GET", DATA.aors[0]) + cmd("AUTH", "s3cret") + cmd("DBSIZE"));
     const expected = "-NOAUTH Authentication required.\r\n+OK\r\n:2000\r\n";

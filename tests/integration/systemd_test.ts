@@ -324,6 +324,62 @@ Deno.test("systemd: the unit installs, serves, reloads, restarts and stops under
     });
 
     await step(
+      "under the filter too: --watch, --http-port, --redis-port with a password, --log-format json",
+      async () => {
+        await c.execOk(["sh", "-c", "printf 's3cret\\n' > /var/lib/sipdir/redis.password"]);
+        await overrideExecStart(
+          c,
+          `${EXEC_START} --watch --http-port 9100 --redis-port 6379 ` +
+            "--redis-password-file /var/lib/sipdir/redis.password --log-format json",
+        );
+        const from = log.mark();
+        await c.execOk(["systemctl", "restart", "sipdir"], { timeoutMs: 30_000 });
+        await log.waitFor(
+          /"message":"Redis protocol on .*"address":"127\.0\.0\.1:6379","auth":"required"/,
+          {
+            from,
+            timeoutMs: 30_000,
+          },
+        );
+        const code = `
+          const get = async (path) => {
+            const response = await fetch("http://127.0.0.1:9100" + path);
+            return [response.status, await response.text()];
+          };
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: 6379 });
+          const aor = ${JSON.stringify(fresh.aors[8])};
+          await conn.write(new TextEncoder().encode(
+            "*2\\r\\n$4\\r\\nAUTH\\r\\n$6\\r\\ns3cret\\r\\n*2\\r\\n$3\\r\\nGET\\r\\n$" + aor.length + "\\r\\n" + aor + "\\r\\n"));
+          const buf = new Uint8Array(4096); let text = "";
+          while (!text.endsWith("}\\r\\n")) { const n = await conn.read(buf); if (n === null) break; text += new TextDecoder().decode(buf.subarray(0, n)); }
+          conn.close();
+          console.log(JSON.stringify({ readyz: await get("/readyz"), metrics: (await get("/metrics"))[1], redis: text }));`;
+        const result = await c.execInNetwork([Deno.execPath(), "eval", code], {
+          timeoutMs: 20_000,
+        });
+        assertEquals(result.code, 0, result.stderr);
+        const seen = JSON.parse(result.stdout);
+        assertEquals(seen.readyz, [200, "ready\n"]);
+        assertOk(seen.metrics.includes("sipdir_directory_entries "), seen.metrics);
+        const answer = fresh.answer(fresh.aors[8]);
+        assertEquals(
+          seen.redis,
+          `+OK\r\n$${new TextEncoder().encode(answer).length}\r\n${answer}\r\n`,
+        );
+        // --watch: a dump renamed into place is reloaded without a signal.
+        const renamed = log.mark();
+        await c.execOk([
+          "sh",
+          "-c",
+          "cp /var/lib/sipdir/regs /var/lib/sipdir/regs.new && mv /var/lib/sipdir/regs.new /var/lib/sipdir/regs",
+        ]);
+        await log.waitFor(/"message":"reloaded /, { from: renamed, timeoutMs: 30_000 });
+        await overrideExecStart(c, undefined);
+        await c.execOk(["systemctl", "restart", "sipdir"], { timeoutMs: 30_000 });
+      },
+    );
+
+    await step(
       "cannot write outside its state directory: --log /etc/… fails, naming the file",
       async () => {
         for (const path of ["/etc/sipdir.log", "/var/log/sipdir.log"]) {
