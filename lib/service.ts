@@ -58,6 +58,31 @@ export async function runService(flags: Flags): Promise<number> {
   let http: HttpEndpoint | undefined;
   const handlers: [Deno.Signal, () => void][] = [];
   let watcher: { close(): void } | undefined;
+  // One set of handlers for the whole life, acting on the state at the time:
+  // a signal must never find none (the default actions end the process).
+  let stop = () => {
+    // During start-up: stop loading, and exit.
+    status.stopping = true;
+    logger.info("stopping during start-up");
+    loader.close();
+  };
+  const ifServing = (action: () => void) => () => {
+    if (status.server === undefined) {
+      logger.warn("still loading {path}: signal ignored", { path: flags.data });
+    } else {
+      action();
+    }
+  };
+  const logCounters = () =>
+    logger.info("counters: {counters}", { counters: status.counters.format() });
+  handlers.push(
+    ["SIGTERM", () => stop()],
+    ["SIGINT", () => stop()],
+    ["SIGHUP", ifServing(() => void status.reloader?.request())],
+    // Not SIGUSR1: Deno opens its inspector on it (see inspector_guard.ts).
+    ["SIGUSR2", ifServing(logCounters)],
+  );
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   try {
     // Before the load: liveness holds during a long start-up, readiness waits for it.
     if (flags.httpPort !== undefined) {
@@ -85,6 +110,10 @@ export async function runService(flags: Flags): Promise<number> {
     try {
       live = await loadLive(flags, loader);
     } catch (error) {
+      if (status.stopping) {
+        logger.info("stopped");
+        return 0;
+      }
       if (error instanceof DataError) return fatal(error.message);
       throw error;
     }
@@ -97,16 +126,14 @@ export async function runService(flags: Flags): Promise<number> {
       throw error;
     }
     status.server = server;
-    const reloader = status.reloader = new Reloader({
+    status.reloader = new Reloader({
       live,
       counters: status.counters,
       path: flags.data,
       minRatio: flags.reloadMinRatio,
       load: (path) => loader.load({ path, background: true }),
     });
-    const logCounters = () =>
-      logger.info("counters: {counters}", { counters: status.counters.format() });
-    const stop = () => {
+    stop = () => {
       // Not ready from now on: load balancers stop sending clients here.
       status.stopping = true;
       logger.info("stopping: answering what was received, then closing {count} connection(s)", {
@@ -114,19 +141,13 @@ export async function runService(flags: Flags): Promise<number> {
       });
       server.shutdown(Math.min(DEFAULTS.shutdownGrace, flags.timeout));
     };
-    handlers.push(
-      ["SIGTERM", stop],
-      ["SIGINT", stop],
-      ["SIGHUP", () => void reloader.request()],
-      // Not SIGUSR1: Deno opens its inspector on it (see inspector_guard.ts).
-      ["SIGUSR2", logCounters],
-    );
-    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+    // A SIGTERM during start-up, after the load: stop now.
+    if (status.stopping) stop();
     const ticker = flags.verbose ? setInterval(logCounters, COUNTERS_INTERVAL) : undefined;
     watcher = flags.watch
       ? watchDataFile({
         path: flags.data,
-        onChange: () => void reloader.request(),
+        onChange: () => void status.reloader?.request(),
         onMissing: () =>
           logger.warn("{path} is gone: still serving the data loaded from it, until it is back", {
             path: flags.data,
@@ -245,11 +266,6 @@ function holdInspectorAddress(): { close(): void } {
  * as the server keeps the first directory alive after a reload replaced it.
  */
 async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirectory> {
-  // A reload or counters request during a long start-up would otherwise
-  // kill the process (the default action of both signals).
-  const tooEarly = () => logger.warn("still loading {path}: signal ignored", { path: flags.data });
-  const early: Deno.Signal[] = ["SIGHUP", "SIGUSR2"];
-  for (const signal of early) Deno.addSignalListener(signal, tooEarly);
   const progress = Deno.stderr.isTerminal()
     ? progressLine({ label: flags.data, writer: Deno.stderr })
     : undefined;
@@ -272,7 +288,6 @@ async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirecto
     return new LiveDirectory(directory);
   } finally {
     progress?.clear();
-    for (const signal of early) Deno.removeSignalListener(signal, tooEarly);
   }
 }
 

@@ -204,3 +204,24 @@ Deno.test("cli: --log-format json, with -v: every line is a JSON object with its
   for (const record of records) assertOk(record.level && record.message && record["@timestamp"]);
   assertOk(records.some((r) => r.aor === EXAMPLE_AOR && r.result === "hit" && r.peer));
 });
+
+Deno.test("cli: SIGHUP and SIGUSR2 during start-up are ignored; SIGTERM then stops it, exit 0", async () => {
+  // The data comes through a FIFO that nobody writes: the load waits.
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-cli-" });
+  const fifo = `${dir}/regs`;
+  await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  const sipdir = await SipdirProcess.start(["-d", fifo, "-p", "0", "--http-port", "0"]);
+  try {
+    await sipdir.waitFor(/HTTP \(.*\) on/);
+    sipdir.kill("SIGHUP");
+    await sipdir.waitFor(/still loading .*: signal ignored/);
+    sipdir.kill("SIGUSR2");
+    sipdir.kill("SIGTERM");
+    const { code, stderr } = await sipdir.exit();
+    assertEquals(code, 0, stderr);
+    assertOk(/stopping during start-up[\s\S]*stopped/.test(stderr), stderr);
+  } finally {
+    sipdir.kill("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});

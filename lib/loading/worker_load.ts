@@ -59,6 +59,8 @@ export class WorkerLoader {
   readonly #url: URL;
   #worker: Worker | undefined;
   #busy: Promise<unknown> = Promise.resolve();
+  /** Rejects the load in progress, if any. */
+  #abort: ((reason: string) => void) | undefined;
 
   /**
    * Creates a loader; the worker starts at the first load.
@@ -80,10 +82,11 @@ export class WorkerLoader {
     return result;
   }
 
-  /** Stops the worker. A later load starts a new one. */
+  /** Stops the worker; a load in progress rejects. A later load starts a new worker. */
   close(): void {
     this.#worker?.terminate();
     this.#worker = undefined;
+    this.#abort?.("loading stopped");
   }
 
   #load(options: LoadOptions & { background?: boolean }): Promise<LoadResult> {
@@ -93,6 +96,7 @@ export class WorkerLoader {
       name: "sipdir-loader",
     });
     return new Promise<LoadResult>((resolve, reject) => {
+      this.#abort = (reason) => reject(new DataError(path, 0, reason));
       const fail = (reason: string) => {
         // A worker in an unknown state is not reused.
         this.close();
@@ -122,6 +126,6 @@ export class WorkerLoader {
         background: options.background ?? false,
       };
       worker.postMessage(request);
-    });
+    }).finally(() => this.#abort = undefined);
   }
 }

@@ -1,12 +1,10 @@
 /**
- * Where sipdir's Redis port answers otherwise than Redis 7.0: raw bytes sent
- * to a sipdir process, its replies compared with what Redis 7.0.15 (Debian
- * 12's redis-server, an empty database) answered to the same bytes, recorded
- * here. Found while testing the clients; no client tested sends these.
- *
- * The differences are bugs to fix in lib/protocol/redis/; until then their
- * tests are ignored (`// BUG:`). Each has a control that passes: the
- * well-formed counterpart, answered as Redis does.
+ * Corners where sipdir's Redis port once answered otherwise than Redis 7.0:
+ * raw bytes sent to a sipdir process, its replies compared with what Redis
+ * 7.0.15 (Debian 12's redis-server, an empty database) answered to the same
+ * bytes, recorded here. Found while testing the clients (no client tested
+ * sends these), fixed since. Each has a control: the well-formed
+ * counterpart, answered as Redis does.
  */
 
 import { assertEquals } from "../assert.ts";
@@ -81,43 +79,40 @@ const CONTROLS: Case[] = [
   },
 ];
 
-const BUGS: Case[] = [
+const STRICT: Case[] = [
   {
-    // BUG: a subcommand's arity and name are checked only when EXEC runs it:
-    // sipdir queues it (+QUEUED), and EXEC answers *1 with the error inside.
-    // Redis refuses it at once and EXEC aborts the transaction.
+    // A subcommand's arity and name are checked before MULTI queues it: Redis
+    // refuses it at once and EXEC aborts the transaction.
     name: "MULTI, CLIENT GETNAME extra, EXEC: refused at once, EXECABORT",
     send: resp("MULTI") + resp("CLIENT", "GETNAME", "extra") + resp("EXEC"),
     redis: "+OK\r\n-ERR wrong number of arguments for 'client|getname' command\r\n" + EXECABORT,
   },
   {
-    // BUG: as above, for an unknown subcommand (CLIENT, CONFIG, COMMAND alike).
+    // As above, for an unknown subcommand (CLIENT, CONFIG, COMMAND alike).
     name: "MULTI, CONFIG NOPE, EXEC: refused at once, EXECABORT",
     send: resp("MULTI") + resp("CONFIG", "NOPE") + resp("EXEC"),
     redis: "+OK\r\n-ERR unknown subcommand 'NOPE'. Try CONFIG HELP.\r\n" + EXECABORT,
   },
   {
-    // BUG: SELECT and HELLO take "00", "-0", "03" as integers (/^-?\d+$/);
     // Redis's string2ll refuses leading zeros and "-0".
     name: "SELECT 00 and SELECT -0: not integers",
     send: resp("SELECT", "00") + resp("SELECT", "-0"),
     redis: "-ERR value is not an integer or out of range\r\n".repeat(2),
   },
   {
-    // BUG: as above: sipdir switches to RESP3 and answers HELLO's map.
+    // As above, for HELLO's protocol version.
     name: "HELLO 03: not an integer",
     send: resp("HELLO", "03"),
     redis: "-ERR Protocol version is not an integer or out of range\r\n",
   },
   {
-    // BUG: parseInteger in redis.ts accepts leading zeros in the *count and
-    // $length lines; Redis's string2ll does not: a protocol error, closed.
+    // Leading zeros in the *count and $length lines: a protocol error, closed.
     name: "*01 (a count with a leading zero): protocol error",
     send: "*01\r\n$4\r\nPING\r\n",
     redis: "-ERR Protocol error: invalid multibulk length\r\n<EOF>",
   },
   {
-    // BUG: as above, for a bulk length.
+    // As above, for a bulk length.
     name: "$04 (a length with a leading zero): protocol error",
     send: "*1\r\n$04\r\nPING\r\n",
     redis: "-ERR Protocol error: invalid bulk length\r\n<EOF>",
@@ -137,11 +132,9 @@ Deno.test("Redis 7.0 compatibility: controls, answered as Redis 7.0.15 does", as
   }
 });
 
-for (const c of BUGS) {
+for (const c of STRICT) {
   Deno.test({
     name: `Redis 7.0 compatibility: ${c.name}`,
-    // BUG: see the comment of each case in BUGS; remove once fixed.
-    ignore: true,
     async fn() {
       const sipdir = await RedisSipdir.start(RedisDataset.generated(10, 71));
       try {

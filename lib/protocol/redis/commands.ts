@@ -238,6 +238,11 @@ export function queued(context: Context, out: Replies): void {
   context.resp.simple(out, QUEUED);
 }
 
+/** An integer by Redis's rules (`string2ll`): no sign but `-`, no leading zero, no `-0`. */
+function integer(value: string): number {
+  return /^(0|-?[1-9]\d{0,17})$/.test(value) ? Number(value) : NaN;
+}
+
 function text(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
@@ -258,6 +263,11 @@ export function runOther(
   out: Replies,
 ): void {
   const resp = context.resp;
+  const refused = subcommandError(name, args);
+  if (refused !== "") {
+    resp.error(out, refused);
+    return;
+  }
   switch (name) {
     case "ping":
       if (args.length > 2) resp.error(out, arityError("ping"));
@@ -272,7 +282,7 @@ export function runOther(
       out.close("QUIT");
       return;
     case "select": {
-      const index = /^-?\d+$/.test(text(args[1])) ? Number(text(args[1])) : NaN;
+      const index = integer(text(args[1]));
       if (!Number.isSafeInteger(index)) resp.error(out, ERRORS.notInteger);
       else if (index !== 0) resp.error(out, ERRORS.dbRange);
       else ok(context, out);
@@ -306,17 +316,32 @@ export function runOther(
   throw new Error(`no handler for ${name}`);
 }
 
+/** Subcommands: their arity, with Redis's meaning (negative: at least). */
+const SUBCOMMANDS: Record<string, Record<string, number>> = {
+  client: { setname: 3, getname: 2, setinfo: 4, id: 2 },
+  command: { count: 2, docs: -2, info: -2 },
+  config: { get: -3 },
+};
+
+/**
+ * Why a command's subcommand is refused (unknown, or the wrong number of
+ * arguments), or "": checked before a command is queued by MULTI, as Redis
+ * does, and before it runs.
+ */
+export function subcommandError(name: string, args: readonly Uint8Array[]): string {
+  const table = SUBCOMMANDS[name];
+  if (table === undefined || (name === "command" && args.length === 1)) return "";
+  const sub = lower(args[1]);
+  const arity = table[sub];
+  if (arity === undefined) return unknownSubcommandError(name, text(args[1]));
+  const fits = arity >= 0 ? args.length === arity : args.length >= -arity;
+  return fits ? "" : arityError(`${name}|${sub}`);
+}
+
 function client(context: Context, session: Session, args: readonly Uint8Array[], out: Replies) {
   const resp = context.resp;
-  const sub = lower(args[1]);
-  const arity = (n: number) => {
-    if (args.length === n) return true;
-    resp.error(out, arityError(`client|${sub}`));
-    return false;
-  };
-  switch (sub) {
+  switch (lower(args[1])) {
     case "setname":
-      if (!arity(3)) return;
       if (!validName(args[2])) {
         resp.error(out, ERRORS.clientName);
         return;
@@ -325,19 +350,16 @@ function client(context: Context, session: Session, args: readonly Uint8Array[],
       ok(context, out);
       return;
     case "getname":
-      if (!arity(2)) return;
       if (session.name === null) resp.null(out, session.resp);
       else resp.bulk(out, session.name);
       return;
     case "setinfo":
       // Redis 7.2's; newer client libraries send it at connect.
-      if (arity(4)) ok(context, out);
+      ok(context, out);
       return;
     case "id":
-      if (arity(2)) resp.integer(out, session.id);
+      resp.integer(out, session.id);
       return;
-    default:
-      resp.error(out, unknownSubcommandError("client", text(args[1])));
   }
 }
 
@@ -356,10 +378,8 @@ function command(context: Context, session: Session, args: readonly Uint8Array[]
   }
   const sub = lower(args[1]);
   if (sub === "count") resp.integer(out, 0);
-  else if (sub === "docs" || sub === "info") {
-    if (sub === "docs") resp.map(out, 0, session.resp);
-    else resp.array(out, 0);
-  } else resp.error(out, unknownSubcommandError("command", text(args[1])));
+  else if (sub === "docs") resp.map(out, 0, session.resp);
+  else resp.array(out, 0);
 }
 
 /** What `CONFIG GET` can report: what clients ask to know what they talk to. */
@@ -371,15 +391,6 @@ const CONFIG: ReadonlyMap<string, string> = new Map([
 
 function config(context: Context, session: Session, args: readonly Uint8Array[], out: Replies) {
   const resp = context.resp;
-  const sub = lower(args[1]);
-  if (sub !== "get") {
-    resp.error(out, unknownSubcommandError("config", text(args[1])));
-    return;
-  }
-  if (args.length < 3) {
-    resp.error(out, arityError("config|get"));
-    return;
-  }
   const found = new Map<string, string>();
   for (const pattern of args.slice(2).map(lower)) {
     const match = globMatcher(pattern);
@@ -441,7 +452,7 @@ function hello(context: Context, session: Session, args: readonly Uint8Array[], 
   let i = 1;
   if (args.length > 1) {
     const given = text(args[1]);
-    version = /^-?\d+$/.test(given) ? Number(given) : NaN;
+    version = integer(given);
     if (!Number.isSafeInteger(version)) {
       resp.error(out, ERRORS.protoNotInteger);
       return;

@@ -28,6 +28,7 @@ import {
   runOther,
   type ServerInfo,
   type Session,
+  subcommandError,
   unknownCommandError,
 } from "./commands.ts";
 import { splitInline } from "./inline.ts";
@@ -356,6 +357,12 @@ export class RedisProtocol implements Protocol<RedisState> {
   }
 
   #queue(state: RedisState, args: Uint8Array[], out: Replies): void {
+    const refused = subcommandError(this.#decoder.decode(args[0]).toLowerCase(), args);
+    if (refused !== "") {
+      this.#context.resp.error(out, refused);
+      state.multiFailed = true;
+      return;
+    }
     for (const arg of args) state.queueBytes += arg.length;
     if (state.queueBytes > this.#maxQueued) {
       // Memory per client stays bounded, whatever it queues.
@@ -504,12 +511,17 @@ export class RedisProtocol implements Protocol<RedisState> {
   }
 }
 
-/** The decimal integer in `buf[start, end)`, optionally negative; NaN if it is not one. */
+/**
+ * The decimal integer in `buf[start, end)`, optionally negative; NaN if it
+ * is not one. Redis's rules (`string2ll`): no sign but `-`, no leading
+ * zero, no `-0`.
+ */
 function parseInteger(buf: Uint8Array, start: number, end: number): number {
   let i = start;
   const negative = buf[i] === 0x2d;
   if (negative) i++;
   if (i === end || end - i > 15) return NaN;
+  if (buf[i] === 0x30 && (end - i > 1 || negative)) return NaN;
   let n = 0;
   for (; i < end; i++) {
     const digit = buf[i] - 0x30;
