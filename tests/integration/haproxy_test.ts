@@ -168,6 +168,8 @@ class HAProxy {
   log: string[] = [];
   /** Health check state changes it logged. */
   changes: string[] = [];
+  /** Each server's state as last logged. */
+  readonly #state = new Map<string, string>();
 
   constructor(configPath: string, statsPort: number) {
     this.statsPort = statsPort;
@@ -186,9 +188,32 @@ class HAProxy {
       const lines = (rest + chunk).split("\n");
       rest = lines.pop()!;
       for (const line of lines) {
-        // The log's copy (not the [WARNING] one): "Server sipdir_line/sipdir-2 is DOWN. …".
-        const change = line.match(/\]: (Server \S+ is (UP|DOWN)\..*?left|Server \S+ is UP)/);
-        if (change) this.changes.push(change[1]);
+        // From the log (not the [WARNING] copies on stderr): the checks that
+        // completed a change of state, and changes made otherwise (a reason
+        // after "is DOWN,": "Health analyze" is the observe layer4 rule).
+        if (line.startsWith("[")) {
+          // The [WARNING] copy.
+        } else if (/status: (0\/\d+ DOWN|(\d+)\/\2 UP)\.?$/.test(line)) {
+          const check = line.match(
+            /Health check for server (\S+) \w+, reason: ([^,]+)(?:, code: (\d+))?(?:, info: "([^"]*)")?.*status: (.*?)\.?$/,
+          );
+          const state = check?.[5].split(" ")[1];
+          if (check && (this.#state.get(check[1]) ?? "UP") !== state) {
+            const [, server, reason, code, info, status] = check;
+            this.#state.set(server, state!);
+            this.changes.push(
+              `${server}: ${reason}${code ? ` ${code}` : ""}${
+                info ? ` (${info})` : ""
+              } → ${status}`,
+            );
+          }
+        } else {
+          const other = line.match(/\]: Server (\S+) is (UP|DOWN), reason: .*$/);
+          if (other) {
+            this.#state.set(other[1], other[2]);
+            this.changes.push(other[0].slice(3));
+          }
+        }
         this.log.push(line);
         if (this.log.length > 300) this.log.shift();
       }
@@ -210,13 +235,18 @@ class HAProxy {
     return servers;
   }
 
-  /** Waits until `server` is in `state` ("UP" or "DOWN") in both backends; returns the ms taken. */
-  async waitFor(server: string, state: "UP" | "DOWN", ms = 15_000): Promise<number> {
+  /** Waits until `server` is in `state` ("UP" or "DOWN") in `backends`; returns the ms taken. */
+  async waitFor(
+    server: string,
+    state: "UP" | "DOWN",
+    backends = ["sipdir_line", "sipdir_redis"],
+    ms = 15_000,
+  ): Promise<number> {
     const started = performance.now();
     const deadline = started + ms;
     for (;;) {
       const stats = await this.stats().catch(() => undefined);
-      const states = ["sipdir_line", "sipdir_redis"].map((b) => stats?.get(`${b}/${server}`));
+      const states = backends.map((b) => stats?.get(`${b}/${server}`));
       if (states.every((s) => s?.status === state)) return performance.now() - started;
       if (performance.now() > deadline) {
         throw new Error(
@@ -494,6 +524,8 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
     victim.process!.kill("SIGKILL");
     const killed = await victim.process!.child.status;
     assertEquals(killed.signal, "SIGKILL");
+    await haproxy.waitFor(victim.name, "DOWN", ["sipdir_line"]);
+    const lineDown = performance.now() - killedAt;
     await haproxy.waitFor(victim.name, "DOWN");
     const markedDown = performance.now() - killedAt;
     await loadFor(1000);
@@ -560,8 +592,10 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
         row("rolling", rolling),
         row("after", after),
         `  SIGKILL of ${victim.name} with ${victimConnections} client connections on it; HAProxy marked it down ${
+          lineDown.toFixed(0)
+        } ms after the kill in the line backend (which has traffic), ${
           markedDown.toFixed(0)
-        } ms after the kill; kill window ${killWindow.toFixed(0)} ms`,
+        } ms in both; kill window ${killWindow.toFixed(0)} ms`,
         ...steps.map((s) => `  ${s}`),
         `  connections per replica (HAProxy stot, line): ${spread.join(", ")}`,
         `  HAProxy health changes:\n${haproxy.changes.map((c) => `    ${c}`).join("\n")}`,
@@ -585,10 +619,16 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
     }
     assertEquals(steady.closes, 0, "no connection closed before the kill");
     // Only the victim's connections closed, and only what was in flight on them was lost.
-    assertOk(kill.closes >= 1, "the kill closed connections");
+    // Connections that had been answered and then closed were the victim's.
+    // A connection can also close before any answer: HAProxy connected it
+    // to the victim in the instant it died (the kernel completed the
+    // handshake; the process never accepted it), which is a lost request in
+    // flight too (seen once in about 15 runs).
+    const answeredThenClosed = kill.closes - kill.closedUnanswered;
+    assertOk(answeredThenClosed >= 1, "the kill closed connections");
     assertOk(
-      kill.closes <= victimConnections,
-      `${kill.closes} connections closed, ${victimConnections} were on ${victim.name}`,
+      answeredThenClosed <= victimConnections && kill.closedUnanswered <= victimConnections,
+      `${kill.closes} connections closed (${kill.closedUnanswered} before any answer), ${victimConnections} were on ${victim.name}`,
     );
     assertOk(kill.lostInFlight <= kill.closes * DEPTH, `lost ${kill.lostInFlight}`);
     assertOk(
