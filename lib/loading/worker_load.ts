@@ -98,9 +98,9 @@ export class WorkerLoader {
     return new Promise<LoadResult>((resolve, reject) => {
       this.#abort = (reason) => reject(new DataError(path, 0, reason));
       const fail = (reason: string) => {
+        reject(new DataError(path, 0, reason));
         // A worker in an unknown state is not reused.
         this.close();
-        reject(new DataError(path, 0, reason));
       };
       worker.onmessage = (event: MessageEvent<LoadReply>) => {
         const reply = event.data;
