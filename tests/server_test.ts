@@ -247,6 +247,44 @@ Deno.test("server: shutdown answers what was received, then closes", async () =>
   assertOk(refused);
 });
 
+Deno.test("server: shutdown closes clients that keep sending between two answers, long before the grace period", async () => {
+  const server = serve({ directory: await directoryOf(DATA), port: 0 });
+  const clients = await Promise.all(
+    Array.from({ length: 8 }, () => LineClient.connect(server.addr.port)),
+  );
+  let started!: () => void;
+  const sending = new Promise<void>((resolve) => started = resolve);
+  // Each keeps one request in flight, as a proxy under load does, until the server closes.
+  const loops = clients.map(async (client, c) => {
+    let answered = 0;
+    for (;;) {
+      const aor = AORS[(c * 31 + answered) % AORS.length];
+      try {
+        await client.send(`${aor}\n`);
+      } catch {
+        break;
+      }
+      let answer: string;
+      try {
+        answer = await client.line();
+      } catch {
+        break;
+      }
+      // Whole answers only, right up to the end.
+      assertEquals(answer, expected(aor));
+      if (++answered === 20) started();
+    }
+    assertEquals((await client.rest()).length, 0);
+    client.close();
+    return answered;
+  });
+  await sending;
+  const took = await timed(server.shutdown(10_000));
+  for (const answered of await Promise.all(loops)) assertOk(answered > 0);
+  assertAtMost(took, 2000, "ms to drain busy clients, with 10 000 ms of grace");
+  assertEquals(server.connections, 0);
+});
+
 Deno.test("server: addresses are written host:port, IPv6 in brackets", () => {
   assertEquals(
     formatAddress({ transport: "tcp", hostname: "10.0.0.1", port: 5060 }),

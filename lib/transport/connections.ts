@@ -21,6 +21,14 @@ const logger = getLogger(["sipdir", "server"]);
 /** During shutdown, a connection with no read for this long has nothing left to answer. */
 const DRAIN_QUIET = 50;
 /**
+ * A client that keeps sending (a proxy under load) is never quiet. After
+ * this long into the drain it is closed at the next moment it has nothing
+ * unanswered and no answer half-written: it sees a clean end after a whole
+ * answer and retries elsewhere, rather than waiting out the grace period to
+ * be cut wherever it stands.
+ */
+const DRAIN_BUSY = 250;
+/**
  * A closed connection's native socket state is freed only when the garbage
  * collector finalizes its handle, and little else makes garbage here, so
  * collections are rare: under connection churn, resident memory grew by
@@ -237,10 +245,13 @@ export class Connections implements SessionHost {
       for (const session of this.#sessions) {
         // Quiet for a while and for a whole sweep (so at least one poll for
         // I/O ran): whatever it sent has been read and answered.
+        const draining = now - this.#drainStart;
         const quiet = session.reads === session.readsAtSweep && !session.writing &&
-          now - this.#drainStart >= DRAIN_QUIET;
+          draining >= DRAIN_QUIET;
         session.readsAtSweep = session.reads;
-        if (quiet || late) session.close("shutdown");
+        if (quiet || late || (draining >= DRAIN_BUSY && session.settled)) {
+          session.close("shutdown");
+        }
       }
       return;
     }

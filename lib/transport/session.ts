@@ -117,6 +117,11 @@ export class Session implements WriteRequest {
     return formatAddress(this.#peer);
   }
 
+  /** Every byte read is answered and every answer written: closing now cuts nothing. */
+  get settled(): boolean {
+    return this.#len === 0 && !this.writing && !this.#output.pending;
+  }
+
   /** Starts reading. */
   start(): void {
     this.#handle.setNoDelay(true);
