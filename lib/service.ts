@@ -184,10 +184,11 @@ interface Status {
 
 /** Serves /metrics, /healthz and /readyz from `status`. */
 function startHttp(flags: Flags, status: Status): HttpEndpoint {
+  const ready = () => status.server !== undefined && !status.stopping;
   const http = serveHttp({
     hostname: flags.ip,
     port: flags.httpPort!,
-    ready: () => status.server !== undefined && !status.stopping,
+    ready,
     metrics: () =>
       formatMetrics({
         counters: status.counters,
@@ -196,6 +197,7 @@ function startHttp(flags: Flags, status: Status): HttpEndpoint {
         version: VERSION,
         startedAt: status.startedAt,
         maxClients: flags.maxClients,
+        ready: ready(),
       }),
   });
   logger.info("HTTP (/metrics, /healthz, /readyz) on {address}", {

@@ -53,7 +53,9 @@ Deno.test("http: /readyz is 503 while loading and stopping, 200 while serving; /
     const http = Number((await sipdir.waitFor(/HTTP \(.*\) on \S+:(\d+)/))[1]);
     assertEquals(await get(http, "/healthz"), [200, "ok\n"]);
     assertEquals(await get(http, "/readyz"), [503, "not ready\n"]);
-    assertOk(!(await get(http, "/metrics"))[1].includes("sipdir_directory_entries"));
+    const loading = (await get(http, "/metrics"))[1];
+    assertOk(!loading.includes("sipdir_directory_entries"), loading);
+    assertOk(loading.includes("\nsipdir_ready 0\n"), loading);
     await Deno.writeTextFile(fifo, DATA.text);
     const port = await sipdir.port();
     assertEquals(await get(http, "/readyz"), [200, "ready\n"]);
@@ -71,6 +73,7 @@ Deno.test("http: /readyz is 503 while loading and stopping, 200 while serving; /
         "sipdir_directory_entries 500",
         "sipdir_connections_open 1",
         "sipdir_connections_max 10000",
+        "sipdir_ready 1",
         "sipdir_last_reload_success 1",
         'sipdir_build_info{version="1.0.0"} 1',
       ]
@@ -89,6 +92,7 @@ Deno.test("http: /readyz is 503 while loading and stopping, 200 while serving; /
     sipdir.kill("SIGTERM");
     await sipdir.waitFor(/stopping/);
     assertEquals((await get(http, "/readyz"))[0], 503);
+    assertOk((await get(http, "/metrics"))[1].includes("\nsipdir_ready 0\n"));
     busy = false;
     await traffic;
     client.close();

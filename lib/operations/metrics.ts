@@ -31,6 +31,8 @@ export interface MetricsSource {
   startedAt: number;
   /** `--max-clients`, to alert on before it is reached. */
   maxClients?: number;
+  /** What /readyz answers: loaded, listening and not stopping. */
+  ready?: boolean;
 }
 
 type Sample = [labels: Record<string, string>, value: number];
@@ -79,6 +81,14 @@ export function formatMetrics(source: MetricsSource): string {
   metric("sipdir_build_info", "gauge", "sipdir's version, as a label; the value is 1.", [
     [{ version: source.version }, 1],
   ]);
+  if (source.ready !== undefined) {
+    metric(
+      "sipdir_ready",
+      "gauge",
+      "1 when /readyz answers 200 (data loaded, ports listening, not stopping), else 0.",
+      one(source.ready ? 1 : 0),
+    );
+  }
   metric(
     "sipdir_connections_accepted_total",
     "counter",
