@@ -111,5 +111,19 @@ if (import.meta.main) {
         `| ${c.label} | ${Math.round(ms)} | ${Math.round(bytes / 1e6 / (ms / 1e3))} | ${runs} |`,
       );
     }
+    // Ratios within a round, of loads run one after the other, drift less
+    // than the times themselves on a shared machine.
+    console.log("\n| ratio of wall times | median | per round |");
+    console.log("| --- | ---: | --- |");
+    for (const [i, c] of configs.entries()) {
+      for (const [j, d] of configs.entries()) {
+        const before = d.label === `${c.label} before`;
+        const plainVsGzip = c.mode === d.mode && c.root === d.root && c.path !== d.path && i > j;
+        if (!before && !plainVsGzip) continue;
+        const ratios = times.get(c.label)!.map((t, k) => t / times.get(d.label)![k]);
+        const list = ratios.map((r) => r.toFixed(2)).join(", ");
+        console.log(`| ${c.label} / ${d.label} | ${median(ratios).toFixed(2)} | ${list} |`);
+      }
+    }
   }
 }
