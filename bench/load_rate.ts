@@ -18,29 +18,45 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const MODES = ["thread", "worker", "background"] as const;
 type Mode = typeof MODES[number];
 
-/** One load in this process: prints `{ ms, bytes, fileBytes }` as JSON. */
+/**
+ * CPU milliseconds this process used so far, all threads (utime + stime of
+ * /proc/self/stat, in clock ticks of 10 ms): a machine busy with other work
+ * stretches the wall time of a load far more than its CPU time.
+ */
+function cpuMs(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** One load in this process: prints `{ ms, cpu, bytes, fileBytes }` as JSON. */
 async function one(root: string, mode: Mode, path: string): Promise<void> {
   const { loadDirectory } = await import(`file://${root}/lib/loading/load.ts`);
   const { WorkerLoader } = await import(`file://${root}/lib/loading/worker_load.ts`);
   let report: { bytes: number; fileBytes?: number };
   let ms: number;
+  let cpu = 0;
   if (mode === "thread") {
+    cpu = cpuMs();
     const started = performance.now();
     ({ report } = await loadDirectory({ path }));
     ms = performance.now() - started;
+    cpu = cpuMs() - cpu;
   } else {
     // The server's worker outlives a load: started (and warmed) beforehand.
     const loader = new WorkerLoader(new URL(`file://${root}/lib/loading/load_worker.ts`));
     try {
       await loader.load({ path: `${ROOT}/data/regs` });
+      cpu = cpuMs();
       const started = performance.now();
       ({ report } = await loader.load({ path, background: mode === "background" }));
       ms = performance.now() - started;
+      cpu = cpuMs() - cpu;
     } finally {
       loader.close();
     }
   }
-  console.log(JSON.stringify({ ms, bytes: report.bytes, fileBytes: report.fileBytes }));
+  console.log(JSON.stringify({ ms, cpu, bytes: report.bytes, fileBytes: report.fileBytes }));
 }
 
 async function spawn(root: string, mode: Mode, path: string) {
@@ -51,6 +67,7 @@ async function spawn(root: string, mode: Mode, path: string) {
   if (!output.success) throw new Error(`${root} ${mode} ${path} failed`);
   return JSON.parse(new TextDecoder().decode(output.stdout)) as {
     ms: number;
+    cpu: number;
     bytes: number;
     fileBytes?: number;
   };
@@ -92,37 +109,46 @@ if (import.meta.main) {
       }
     }
     const times = new Map(configs.map((c) => [c.label, [] as number[]]));
+    const cpus = new Map(configs.map((c) => [c.label, [] as number[]]));
     const sizes = new Map<string, { bytes: number; fileBytes?: number }>();
     for (let run = 0; run < Number(args.values.runs); run++) {
       for (const c of configs) {
         const r = await spawn(c.root, c.mode, c.path);
         times.get(c.label)!.push(r.ms);
+        cpus.get(c.label)!.push(r.cpu);
         sizes.set(c.label, r);
-        console.error(`run ${run + 1}: ${c.label}: ${Math.round(r.ms)} ms`);
+        console.error(`run ${run + 1}: ${c.label}: ${Math.round(r.ms)} ms, cpu ${r.cpu} ms`);
       }
     }
-    console.log("| configuration | median wall (ms) | MB/s (uncompressed) | runs (ms) |");
-    console.log("| --- | ---: | ---: | --- |");
+    console.log(
+      "| configuration | median wall (ms) | MB/s (uncompressed) | median CPU (ms) | runs (wall ms) |",
+    );
+    console.log("| --- | ---: | ---: | ---: | --- |");
     for (const c of configs) {
       const ms = median(times.get(c.label)!);
       const { bytes } = sizes.get(c.label)!;
       const runs = times.get(c.label)!.map(Math.round).join(", ");
       console.log(
-        `| ${c.label} | ${Math.round(ms)} | ${Math.round(bytes / 1e6 / (ms / 1e3))} | ${runs} |`,
+        `| ${c.label} | ${Math.round(ms)} | ${Math.round(bytes / 1e6 / (ms / 1e3))} | ` +
+          `${Math.round(median(cpus.get(c.label)!))} | ${runs} |`,
       );
     }
     // Ratios within a round, of loads run one after the other, drift less
     // than the times themselves on a shared machine.
-    console.log("\n| ratio of wall times | median | per round |");
+    console.log("\n| ratio | median | per round |");
     console.log("| --- | ---: | --- |");
     for (const [i, c] of configs.entries()) {
       for (const [j, d] of configs.entries()) {
         const before = d.label === `${c.label} before`;
         const plainVsGzip = c.mode === d.mode && c.root === d.root && c.path !== d.path && i > j;
         if (!before && !plainVsGzip) continue;
-        const ratios = times.get(c.label)!.map((t, k) => t / times.get(d.label)![k]);
-        const list = ratios.map((r) => r.toFixed(2)).join(", ");
-        console.log(`| ${c.label} / ${d.label} | ${median(ratios).toFixed(2)} | ${list} |`);
+        for (const [what, of] of [["wall", times], ["CPU", cpus]] as const) {
+          const ratios = of.get(c.label)!.map((t, k) => t / of.get(d.label)![k]);
+          const list = ratios.map((r) => r.toFixed(2)).join(", ");
+          console.log(
+            `| ${what}: ${c.label} / ${d.label} | ${median(ratios).toFixed(2)} | ${list} |`,
+          );
+        }
       }
     }
   }
