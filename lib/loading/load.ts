@@ -2,16 +2,21 @@
  * Loading a registration dump (JSON Lines) into a {@linkcode Directory}.
  *
  * The file is read straight into a few large chunks that become the answer
- * store: each accepted line is validated on its bytes, compacted in place if
- * it has insignificant white space, and its final `\n` is made part of it, so
- * that every answer is ready to be copied to a socket as is.
+ * store (a gzip file, told by its first bytes, is decompressed into them):
+ * each accepted line is validated on its bytes, compacted in place if it has
+ * insignificant white space, and its final `\n` is made part of it, so that
+ * every answer is ready to be copied to a socket as is.
  *
  * @module
  */
 
 import { type Directory, DirectoryBuilder } from "../directory/directory.ts";
 import { mappedBuffer } from "../directory/mapped_buffer.ts";
+import { DataError } from "./data_error.ts";
 import { compactInPlace, RecordScanner } from "./record.ts";
+import { openSource } from "./source.ts";
+
+export { DataError } from "./data_error.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -21,35 +26,6 @@ const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 /** Bytes read between two rounds of parsing, so that a reload shares the event loop. */
 const READ_STEP = 4 * 1024 * 1024;
 
-/**
- * The data file is missing, unreadable, or holds a line that is not a
- * registration. `line` is 1-based, or 0 when the problem is the file itself.
- */
-export class DataError extends Error {
-  /** Always "DataError". */
-  override name = "DataError";
-  /** The data file, as given. */
-  readonly path: string;
-  /** The 1-based line at fault, or 0 for the whole file. */
-  readonly line: number;
-  /** What is wrong, without the location. */
-  readonly reason: string;
-
-  /**
-   * Creates the error; its message is `path:line: reason` (or `path: reason`).
-   * @param path the data file
-   * @param line the 1-based line, or 0 for the whole file
-   * @param reason what is wrong
-   * @param options the underlying error as `cause`, e.g. the file system's
-   */
-  constructor(path: string, line: number, reason: string, options?: ErrorOptions) {
-    super(line > 0 ? `${path}:${line}: ${reason}` : `${path}: ${reason}`, options);
-    this.path = path;
-    this.line = line;
-    this.reason = reason;
-  }
-}
-
 /** What a load found. */
 export interface LoadReport {
   /** Distinct AORs in the directory. */
@@ -58,8 +34,10 @@ export interface LoadReport {
   duplicates: number;
   /** Lines read, blank ones included. */
   lines: number;
-  /** Bytes read. */
+  /** Bytes of data read (decompressed, for a gzip file). */
   bytes: number;
+  /** Bytes of the file read: `bytes` for a plain dump, fewer for a gzip one. */
+  fileBytes: number;
   /** Wall-clock milliseconds from open to ready. */
   ms: number;
 }
@@ -74,16 +52,20 @@ export interface LoadResult {
 
 /** Options of {@linkcode loadDirectory}. */
 export interface LoadOptions {
-  /** Path of the JSON Lines dump. */
+  /** Path of the JSON Lines dump, plain or gzip-compressed. */
   path: string;
   /** Bytes per storage chunk (tests make it tiny to cross chunk edges). */
   chunkSize?: number;
-  /** Called after each block read with the bytes done and the file size. */
+  /**
+   * Called after each block read with the bytes of the file done and its
+   * size (compressed bytes, for a gzip file, so that the ratio is the share done).
+   */
   onProgress?: (done: number, total: number) => void;
   /**
    * Read on the calling thread instead of Deno's I/O threads. Slower (no
    * reading ahead while parsing), but all the work, page faults included,
-   * stays on one thread, whose priority the caller may have lowered.
+   * stays on one thread, whose priority the caller may have lowered. (A gzip
+   * file is decompressed on the calling thread whatever this says.)
    */
   readOnThisThread?: boolean;
 }
@@ -105,22 +87,10 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
   const { path } = options;
   const chunkSize = Math.max(options.chunkSize ?? DEFAULT_CHUNK_SIZE, 16);
   const started = performance.now();
-  let file: Deno.FsFile;
+  const source = await openSource(path, { readOnThisThread: options.readOnThisThread });
   try {
-    file = await Deno.open(path, { read: true });
-  } catch (error) {
-    throw new DataError(path, 0, `cannot open: ${describeFsError(error)}`, { cause: error });
-  }
-  try {
-    let total = 0;
-    try {
-      const info = await file.stat();
-      if (info.isDirectory) throw new DataError(path, 0, "is a directory");
-      total = info.size;
-    } catch (error) {
-      if (error instanceof DataError) throw error;
-      throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
-    }
+    // Plain or gzip, the size to expect (a gzip file records it).
+    const total = source.expectedSize;
     // Typical registrations are 600 to 700 bytes: room for that many, to grow rarely.
     const loader = new LineLoader(path, Math.max(1024, Math.ceil(total / 700)));
     let done = 0;
@@ -129,16 +99,10 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
     let index = loader.builder.addChunk(chunk);
     let fill = 0;
     let parsed = 0;
-    const read = async (from: number): Promise<number | null> => {
-      const block = chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1));
-      try {
-        return options.readOnThisThread ? file.readSync(block) : await file.read(block);
-      } catch (error) {
-        throw new DataError(path, 0, `cannot read: ${describeFsError(error)}`, { cause: error });
-      }
-    };
+    const read = (from: number): Promise<number | null> =>
+      source.read(chunk.subarray(from, Math.min(from + READ_STEP, chunk.length - 1)));
     // The next block is read while the last one is parsed: reads run on
-    // another thread.
+    // another thread (for gzip, the compressed reads; decompressing cannot).
     let reading: Promise<number | null> | undefined = read(0);
     try {
       for (;;) {
@@ -152,10 +116,10 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
         done += n;
         if (fill < chunk.length - 1) reading = read(fill);
         parsed = loader.feed(chunk, index, parsed, fill, false);
-        options.onProgress?.(done, Math.max(total, done));
+        options.onProgress?.(source.fileRead, Math.max(source.fileSize, source.fileRead));
         if (reading) continue;
         const carry = fill - parsed;
-        const remaining = total > done ? total - done : READ_STEP;
+        const remaining = source.remaining() || READ_STEP;
         const next = bytes(Math.max(Math.min(chunkSize, carry + remaining), carry * 2) + 1);
         next.set(chunk.subarray(parsed, fill));
         if (parsed === 0) {
@@ -169,10 +133,14 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
         parsed = 0;
         reading = read(fill);
       }
-    } finally {
+    } catch (error) {
       // A bad line can stop the loop with a read in flight; let it settle
-      // before the file is closed under it.
+      // before the file is closed under it, or read on below.
       await reading?.catch(() => {});
+      // Corrupt gzip data can decompress into bad lines before the checksum
+      // at its end gives it away: then the stream is to blame, not the line.
+      if (error instanceof DataError && error.line > 0) await source.verify();
+      throw error;
     }
     const directory = loader.builder.finish();
     return {
@@ -182,24 +150,18 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
         duplicates: loader.duplicates,
         lines: loader.line,
         bytes: done,
+        fileBytes: source.fileRead,
         ms: performance.now() - started,
       },
     };
   } finally {
-    file.close();
+    await source.close();
   }
 }
 
 /** Storage for `length` bytes of dump, returned to the system once collected. */
 function bytes(length: number): Uint8Array<ArrayBuffer> {
   return new Uint8Array(mappedBuffer(length), 0, length);
-}
-
-function describeFsError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.NotCapable) return "not allowed by Deno's permissions";
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Turns the complete lines of chunks into directory entries. */

@@ -1,6 +1,9 @@
 /**
  * The loader's worker: reads, validates and indexes a dump off the serving
- * thread, then hands the finished buffers over without copying them.
+ * thread, then hands the finished buffers over without copying them. A gzip
+ * dump is decompressed here too: Deno's `DecompressionStream` inflates on
+ * the thread that writes to it, so in the background all of a gzip load,
+ * file reads included, runs on this low-priority thread.
  *
  * Started by `WorkerLoader` from `worker_load.ts`; `deno compile`
  * must embed this module (`--include`), as it is not imported statically.
