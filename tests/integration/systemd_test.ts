@@ -106,10 +106,14 @@ async function show(
   );
 }
 
-/** Replaces the unit's ExecStart= with a drop-in (or removes the drop-in), then daemon-reload. */
+/**
+ * Replaces the unit's ExecStart= with a drop-in, with `more` [Service]
+ * lines (or removes the drop-in), then daemon-reload.
+ */
 async function overrideExecStart(
   container: Container,
   execStart: string | undefined,
+  more: string[] = [],
 ): Promise<void> {
   if (execStart === undefined) {
     await container.sh(`rm -rf ${DROP_IN_DIR}`);
@@ -117,7 +121,7 @@ async function overrideExecStart(
     await container.sh(`mkdir -p ${DROP_IN_DIR}`);
     await container.writeFile(
       `${DROP_IN_DIR}/test.conf`,
-      `[Service]\nExecStart=\nExecStart=${execStart}\n`,
+      ["[Service]", "ExecStart=", `ExecStart=${execStart}`, ...more, ""].join("\n"),
     );
   }
   await container.execOk(["systemctl", "daemon-reload"]);
@@ -326,11 +330,18 @@ Deno.test("systemd: the unit installs, serves, reloads, restarts and stops under
     await step(
       "under the filter too: --watch, --http-port, --redis-port with a password, --log-format json",
       async () => {
-        await c.execOk(["sh", "-c", "printf 's3cret\\n' > /var/lib/sipdir/redis.password"]);
+        // The password as the unit's comments say: a root-only file, handed
+        // to the dynamic user as a credential (%d: its credentials directory).
+        await c.execOk([
+          "sh",
+          "-c",
+          "mkdir -p /etc/sipdir && (umask 077 && printf 's3cret\\n' > /etc/sipdir/redis-password)",
+        ]);
         await overrideExecStart(
           c,
           `${EXEC_START} --watch --http-port 9100 --redis-port 6379 ` +
-            "--redis-password-file /var/lib/sipdir/redis.password --log-format json",
+            "--redis-password-file %d/redis-password --log-format json",
+          ["LoadCredential=redis-password:/etc/sipdir/redis-password"],
         );
         const from = log.mark();
         await c.execOk(["systemctl", "restart", "sipdir"], { timeoutMs: 30_000 });
