@@ -297,6 +297,36 @@ Deno.test("redis protocol: inline commands, as typed into nc or telnet", async (
   );
 });
 
+Deno.test("redis protocol: inline GET, answered where it lies, is the GET of its split arguments", async () => {
+  const arity = "-ERR wrong number of arguments for 'get' command\r\n";
+  const cases: [string, string][] = [
+    ["  gEt\tk1 \x0b\r\n", bulk(V1)],
+    ["GET nope\n", "$-1\r\n"],
+    ["GET k1 k2\r\n", arity],
+    ["GET\r\n", arity],
+    ["GET   \r\n", arity],
+    ["GETS k1\r\n", "-ERR unknown command 'GETS', with args beginning with: 'k1' \r\n"],
+    ["GET 'k1'\r\n", bulk(V1)],
+    // A quote opens inside a word too (Redis 7.0.15 answers this with k1's value).
+    ["GET k'1'\r\n", bulk(V1)],
+    ["GET k'1\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"],
+  ];
+  for (const [input, output] of cases) {
+    const result = await run(input);
+    assertEquals(result.output, output, JSON.stringify(input));
+  }
+  const counted = await run("GET k1\r\nGET nope\r\n");
+  assertEquals([counted.counters.lookups, counted.counters.hits], [2, 1]);
+  assertEquals(
+    await replies("GET k1\r\n", { password: "sekret" }),
+    "-NOAUTH Authentication required.\r\n",
+  );
+  assertEquals(
+    await replies("MULTI\r\nGET k1\r\nEXEC\r\n"),
+    `+OK\r\n+QUEUED\r\n*1\r\n${bulk(V1)}`,
+  );
+});
+
 Deno.test("redis protocol: each protocol error replies as Redis does and closes", async () => {
   const errors: [string, string][] = [
     ["*1\r\n$x\r\n", "invalid bulk length"],

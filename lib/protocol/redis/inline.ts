@@ -5,7 +5,20 @@
  * @module
  */
 
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c, 0x00]);
+/**
+ * Whether byte `c` separates inline arguments: C's `isspace`, as Redis's
+ * `sdssplitargs` uses it, and NUL.
+ *
+ * @example
+ * ```ts
+ * import { isSpace } from "./inline.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([0x20, 0x09, 0x0d, 0x00, 0x41].map(isSpace), [true, true, true, true, false]);
+ * ```
+ */
+export function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0x00;
+}
 
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
@@ -35,7 +48,7 @@ export function splitInline(line: Uint8Array, start: number, end: number): Uint8
   const args: Uint8Array[] = [];
   let p = start;
   for (;;) {
-    while (p < end && SPACE.has(line[p])) p++;
+    while (p < end && isSpace(line[p])) p++;
     if (p >= end) return args;
     const bytes: number[] = [];
     let inDouble = false;
@@ -67,7 +80,7 @@ export function splitInline(line: Uint8Array, start: number, end: number): Uint8
               : e,
           );
         } else if (c === 0x22) {
-          if (p + 1 < end && !SPACE.has(line[p + 1])) return null;
+          if (p + 1 < end && !isSpace(line[p + 1])) return null;
           inDouble = false;
           p++;
           break;
@@ -81,7 +94,7 @@ export function splitInline(line: Uint8Array, start: number, end: number): Uint8
           p++;
           bytes.push(0x27);
         } else if (c === 0x27) {
-          if (p + 1 < end && !SPACE.has(line[p + 1])) return null;
+          if (p + 1 < end && !isSpace(line[p + 1])) return null;
           inSingle = false;
           p++;
           break;
@@ -89,7 +102,7 @@ export function splitInline(line: Uint8Array, start: number, end: number): Uint8
           bytes.push(c);
         }
       } else {
-        if (p >= end || SPACE.has(line[p])) break;
+        if (p >= end || isSpace(line[p])) break;
         const c = line[p];
         if (c === 0x22) inDouble = true;
         else if (c === 0x27) inSingle = true;

@@ -31,7 +31,7 @@ import {
   subcommandError,
   unknownCommandError,
 } from "./commands.ts";
-import { splitInline } from "./inline.ts";
+import { isSpace, splitInline } from "./inline.ts";
 import { RespWriter } from "./reply.ts";
 
 const logger = getLogger(["sipdir", "redis"]);
@@ -199,6 +199,10 @@ export class RedisProtocol implements Protocol<RedisState> {
           }
           if (lf - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
           const end = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
+          if (this.#inlineGet(state, buf, pos, end, out)) {
+            pos = lf + 1;
+            continue;
+          }
           const args = splitInline(buf, pos, end);
           if (args === null) return this.#protocolError(out, "unbalanced quotes in request");
           pos = lf + 1;
@@ -241,6 +245,43 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (out.full || out.closing !== "") return pos;
       }
     }
+  }
+
+  /**
+   * `GET key` typed inline (what telnet users and some load generators
+   * send), answered where it lies, without splitting it into arguments:
+   * when the key has no quotes, splitting would yield exactly its bytes.
+   * False, having done nothing, for any other line.
+   */
+  #inlineGet(
+    state: RedisState,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    out: Replies,
+  ): boolean {
+    if (!state.authenticated || state.multi) return false;
+    let p = start;
+    while (p < end && isSpace(buf[p])) p++;
+    if (
+      end - p < 5 || (buf[p] | 0x20) !== 0x67 || (buf[p + 1] | 0x20) !== 0x65 ||
+      (buf[p + 2] | 0x20) !== 0x74 || !isSpace(buf[p + 3])
+    ) {
+      return false;
+    }
+    p += 4;
+    while (p < end && isSpace(buf[p])) p++;
+    const key = p;
+    for (; p < end && !isSpace(buf[p]); p++) {
+      if (buf[p] === 0x22 || buf[p] === 0x27) return false;
+    }
+    const keyEnd = p;
+    while (p < end && isSpace(buf[p])) p++;
+    if (key === keyEnd || p !== end) return false;
+    state.spec = GET;
+    this.#key(state, buf, key, keyEnd, out, GET);
+    state.spec = null;
+    return true;
   }
 
   #begin(state: RedisState, count: number): void {
