@@ -16,6 +16,11 @@
  * Why not `net.Server` and `net.Socket` on top of them: each connection then
  * costs a `net.Socket` and its stream state (resident memory settled 85 MB
  * higher under connection churn, measured), for nothing sipdir uses.
+ * What they cost: after each read the runtime reads again until `EAGAIN`
+ * (tokio clears readiness only then), one `recvfrom` per request more than
+ * `Deno.Conn`. Pausing after a short read and resuming once the callbacks
+ * are done avoids it, but then the runtime re-polls sockets rather than
+ * waiting for epoll, and p99.9 grew 2–7× (measured): not done.
  *
  * These are Node's internal bindings as Deno 2.9 implements them
  * (`process.binding("tcp_wrap")`, `process.binding("stream_wrap")`): sipdir
