@@ -100,17 +100,24 @@ export class SipdirProcess {
     return n;
   }
 
-  /** Waits for the "listening on" log line (on stderr or in the log file); returns the port. */
-  async port(timeout = 20_000): Promise<number> {
+  /**
+   * Waits for the "listening on" log line (on stderr or in the log file); returns the port.
+   * The first start on a fresh machine may fetch the lockfile's npm packages first, hence the
+   * generous default.
+   */
+  async port(timeout = 60_000): Promise<number> {
     const pattern = /listening on \S+:(\d+)/;
     if (this.#logFile === undefined) return Number((await this.waitFor(pattern, timeout))[1]);
     // The file sink flushes within a second; the program itself gives no other sign.
-    for (let i = 0; i < 400; i++) {
+    const deadline = Date.now() + timeout;
+    while (Date.now() < deadline) {
       const match = (await Deno.readTextFile(this.#logFile)).match(pattern);
       if (match) return Number(match[1]);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`no ${pattern} in ${this.#logFile}`);
+    // What it said on stderr (a fetch, an error) is the useful part of the failure.
+    await this.waitFor(/(?!)/, 100).catch(() => {});
+    throw new Error(`no ${pattern} in ${this.#logFile}; stderr:\n${this.stderr}`);
   }
 
   /** Reads the rest of stderr and waits for the exit. */
