@@ -21,7 +21,7 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import { Dataset, SipdirProcess } from "../helpers.ts";
+import { Dataset, seededRandom, SipdirProcess } from "../helpers.ts";
 
 const SHIPPED = new URL("../../deploy/haproxy/haproxy.cfg", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -298,7 +298,7 @@ class Load {
   readonly #open = new Set<Deno.TcpConn>();
   readonly #port: number;
   readonly #done: Promise<void>[] = [];
-  readonly #random = mulberry(7);
+  readonly #random = seededRandom(7);
 
   constructor(port: number) {
     this.#port = port;
@@ -428,18 +428,6 @@ class Load {
       }
     }
   }
-}
-
-/** A small seeded PRNG (mulberry32). */
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Resolves after `ms` of load. */
