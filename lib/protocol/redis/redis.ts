@@ -31,6 +31,7 @@ import {
   subcommandError,
   unknownCommandError,
 } from "./commands.ts";
+import { GetScanner } from "./get_scanner.ts";
 import { isSpace, splitInline } from "./inline.ts";
 import { RespWriter } from "./reply.ts";
 
@@ -46,6 +47,8 @@ const INLINE_MAX = 64 * 1024;
 const UNAUTHENTICATED_ARGS = 10;
 const UNAUTHENTICATED_BULK = 16 * 1024;
 const INT_MAX = 2 ** 31 - 1;
+/** Commands of a pipelined read whose lookups are warmed together (see `Directory.warm`). */
+const WARM_BATCH = 32;
 const GET = COMMANDS.get("get")!;
 
 /** Options of {@linkcode RedisProtocol}. */
@@ -118,6 +121,9 @@ export class RedisProtocol implements Protocol<RedisState> {
   readonly #maxQueued: number;
   readonly #context: Context;
   readonly #decoder = new TextDecoder();
+  readonly #gets = new GetScanner(WARM_BATCH);
+  /** What `Directory.warm` read, kept so that its reads are not optimized away. */
+  #warmth = 0;
   #nextId = 1;
 
   /** Creates the protocol with its limits and password. */
@@ -168,11 +174,14 @@ export class RedisProtocol implements Protocol<RedisState> {
     out: Replies,
   ): number {
     if (state.exec !== null) this.#runExec(state, out);
+    /** Where the commands already warmed end. */
+    let warmed = pos;
     for (;;) {
       if (out.full || out.closing !== "" || state.exec !== null) return pos;
       if (state.argsLeft === 0) {
         // A new command: a multibulk `*n`, or an inline line.
         if (pos >= len) return pos;
+        if (pos >= warmed && state.authenticated) warmed = this.#warm(out, buf, pos, len);
         if (buf[pos] === STAR) {
           const cr = buf.indexOf(CR, pos);
           if (cr < 0 || cr + 1 >= len) {
@@ -245,6 +254,18 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (out.full || out.closing !== "") return pos;
       }
     }
+  }
+
+  /**
+   * Warms the lookups of the `GET` commands that `buf[pos, len)` starts
+   * with, when there are several; returns where they end (past `pos` when
+   * there are none, so that the next command is looked at again).
+   */
+  #warm(out: Replies, buf: Uint8Array, pos: number, len: number): number {
+    const gets = this.#gets;
+    const n = gets.scan(buf, pos, len);
+    if (n > 1) this.#warmth ^= out.directory.warm(gets.hashes, n);
+    return n === 0 ? pos + 1 : gets.end;
   }
 
   /**

@@ -1,0 +1,111 @@
+/**
+ * The keys of the `GET` commands a pipelined read starts with, found
+ * without parsing them for real: only to warm their lookups together
+ * (`Directory.warm`) before the parser answers them one by one. A wrong
+ * guess costs a little time, never an answer.
+ *
+ * @module
+ */
+
+import { hashBytes } from "../../directory/directory.ts";
+
+const STAR = 0x2a;
+const DOLLAR = 0x24;
+const CR = 0x0d;
+const LF = 0x0a;
+const SPACE = 0x20;
+const QUOTE = 0x22;
+const APOSTROPHE = 0x27;
+/** `*2\r\n$3\r\nGET\r\n$`: a multibulk GET up to its key's length. */
+const MULTIBULK_HEAD = 14;
+
+function isGet(buf: Uint8Array, at: number): boolean {
+  return (buf[at] | 0x20) === 0x67 && (buf[at + 1] | 0x20) === 0x65 &&
+    (buf[at + 2] | 0x20) === 0x74;
+}
+
+/**
+ * Hashes the keys of the `GET key` commands, multibulk
+ * (`*2\r\n$3\r\nGET\r\n$n\r\nkey\r\n`, as client libraries send them) or
+ * inline (`GET key\r\n`), that follow one another from a position.
+ *
+ * @example
+ * ```ts
+ * import { GetScanner } from "./get_scanner.ts";
+ * import { hashBytes } from "../../directory/directory.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("*2\r\n$3\r\nGET\r\n$2\r\nk1\r\nget k2\r\nPING\r\n");
+ * const scanner = new GetScanner(32);
+ * assert.deepEqual(scanner.scan(bytes, 0, bytes.length), 2);
+ * assert.deepEqual(scanner.hashes[1], hashBytes(bytes, 25, 27));
+ * assert.deepEqual(scanner.end, 29);
+ * ```
+ */
+export class GetScanner {
+  /** The hashes of the keys found, first to last. */
+  readonly hashes: Uint32Array;
+  /** Where the commands found end. */
+  end = 0;
+
+  /**
+   * Creates a scanner.
+   * @param batch the most keys one scan finds
+   */
+  constructor(batch: number) {
+    this.hashes = new Uint32Array(batch);
+  }
+
+  /**
+   * Finds the `GET` commands that `buf[pos, len)` starts with, up to the
+   * batch size, and stops at anything else (another command, a partial
+   * one); returns how many it found and sets {@linkcode GetScanner.end}.
+   */
+  scan(buf: Uint8Array, pos: number, len: number): number {
+    const hashes = this.hashes;
+    let n = 0;
+    while (n < hashes.length && pos < len) {
+      const keyStart = buf[pos] === STAR
+        ? this.#multibulkKey(buf, pos, len)
+        : this.#inlineKey(buf, pos, len);
+      if (keyStart < 0) break;
+      hashes[n++] = hashBytes(buf, keyStart, this.end);
+      pos = this.end + (buf[this.end] === CR ? 2 : 1);
+    }
+    this.end = pos;
+    return n;
+  }
+
+  /** Where the key of the multibulk GET at `pos` starts (its end in `end`), or -1. */
+  #multibulkKey(buf: Uint8Array, pos: number, len: number): number {
+    if (
+      len - pos < MULTIBULK_HEAD || buf[pos + 1] !== 0x32 || buf[pos + 2] !== CR ||
+      buf[pos + 3] !== LF || buf[pos + 4] !== DOLLAR || buf[pos + 5] !== 0x33 ||
+      buf[pos + 6] !== CR || buf[pos + 7] !== LF || !isGet(buf, pos + 8) ||
+      buf[pos + 11] !== CR || buf[pos + 12] !== LF || buf[pos + 13] !== DOLLAR
+    ) {
+      return -1;
+    }
+    let p = pos + MULTIBULK_HEAD;
+    let length = 0;
+    while (p < len && p - pos < MULTIBULK_HEAD + 9 && buf[p] >= 0x30 && buf[p] <= 0x39) {
+      length = length * 10 + buf[p++] - 0x30;
+    }
+    const key = p + 2;
+    if (key + length + 2 > len || buf[p] !== CR || buf[p + 1] !== LF) return -1;
+    if (buf[key + length] !== CR || buf[key + length + 1] !== LF) return -1;
+    this.end = key + length;
+    return key;
+  }
+
+  /** Where the key of the inline GET at `pos` starts (its end in `end`), or -1. */
+  #inlineKey(buf: Uint8Array, pos: number, len: number): number {
+    if (len - pos < 6 || !isGet(buf, pos) || buf[pos + 3] !== SPACE) return -1;
+    const key = pos + 4;
+    let p = key;
+    while (p < len && buf[p] > SPACE && buf[p] !== QUOTE && buf[p] !== APOSTROPHE) p++;
+    if (p === key || p >= len) return -1;
+    if (buf[p] === CR ? p + 1 >= len || buf[p + 1] !== LF : buf[p] !== LF) return -1;
+    this.end = p;
+    return key;
+  }
+}
