@@ -10,6 +10,7 @@ import { LINE_TOO_LONG, LineFramer, NO_LINE } from "../lib/protocol/line_framer.
 import { loadDirectory } from "../lib/loading/load.ts";
 import { ProtocolCounters } from "../lib/operations/counters.ts";
 import { LineProtocol } from "../lib/protocol/line.ts";
+import { RedisProtocol } from "../lib/protocol/redis/redis.ts";
 import { Output, OutputPool } from "../lib/transport/output.ts";
 import { RecordScanner } from "../lib/loading/record.ts";
 import { generateRegistrations, seededRandom } from "../testing/gen_regs.ts";
@@ -95,6 +96,33 @@ Deno.bench("line protocol: answer a read of 16 requests, AORs spread over 65 MB"
   if (pos !== read.length || output.length < 5000) throw new Error(`${output.length} bytes`);
   output.reset();
 });
+
+// The Redis port with the same AORs: GET commands as client libraries send
+// them (multibulk) and as typed (inline), 16 to a read.
+const redis = new RedisProtocol({
+  info: { version: "0", connectedClients: () => 0, uptimeSeconds: () => 0, port: () => 0 },
+});
+const redisState = redis.createState();
+const getReads = (inline: boolean) =>
+  coldReads.map((_, i) =>
+    encoder.encode(
+      shuffled.slice(i * 16, i * 16 + 16).map((aor) =>
+        inline ? `GET ${aor}\r\n` : `*2\r\n$3\r\nGET\r\n$${aor.length}\r\n${aor}\r\n`
+      ).join(""),
+    )
+  );
+for (const [form, reads] of [["multibulk", getReads(false)], ["inline", getReads(true)]] as const) {
+  let next = 0;
+  Deno.bench(`redis protocol: answer a read of 16 ${form} GETs, AORs spread over 65 MB`, {
+    group: "read",
+  }, () => {
+    const read = reads[next++ % reads.length];
+    output.directory = directory;
+    const pos = redis.answer(redisState, read, 0, read.length, false, output);
+    if (pos !== read.length || output.length < 5000) throw new Error(`${output.length} bytes`);
+    output.reset();
+  });
+}
 
 Deno.bench(
   "hand-written loop: frame, look up, copy a read of 16 requests",
