@@ -15,6 +15,13 @@ import { mappedBuffer } from "./mapped_buffer.ts";
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
+/**
+ * How many lookups {@linkcode Directory.warm} is given at once: more than a
+ * pipelining client usually has in flight, few enough to stay in the CPU's
+ * caches until they are answered.
+ */
+export const WARM_BATCH = 32;
+
 // One entry: hash, chunk indexes (answer | key << 16), answer offset,
 // answer length, key offset, key length.
 const STRIDE = 6;

@@ -6,17 +6,14 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { hashBytes } from "../directory/directory.ts";
+import { type Directory, hashBytes, WARM_BATCH } from "../directory/directory.ts";
 import { DEFAULTS } from "../limits.ts";
 import { LINE_TOO_LONG, LineFramer, NO_LINE } from "./line_framer.ts";
 import type { Protocol, Replies } from "./protocol.ts";
-import type { Directory } from "../directory/directory.ts";
 
 const logger = getLogger(["sipdir", "line"]);
 
 const LF = 0x0a;
-/** Requests of a pipelined read whose lookups are warmed together (see `Directory.warm`). */
-const WARM_BATCH = 32;
 /** The answer to an unknown AOR. */
 const EMPTY_ANSWER = new Uint8Array([LF]);
 
@@ -172,8 +169,8 @@ export class LineProtocol implements Protocol<LineState> {
    */
   #warm(directory: Directory, buf: Uint8Array, start: number, len: number): number {
     const framer = this.#framer;
-    let pos = start;
     const hashes = this.#hashes;
+    let pos = start;
     let n = 0;
     while (n < WARM_BATCH) {
       const next = framer.next(buf, pos, len);

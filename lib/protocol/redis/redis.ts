@@ -13,6 +13,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { WARM_BATCH } from "../../directory/directory.ts";
 import { DEFAULTS } from "../../limits.ts";
 import type { Protocol, Replies } from "../protocol.ts";
 import {
@@ -47,8 +48,6 @@ const INLINE_MAX = 64 * 1024;
 const UNAUTHENTICATED_ARGS = 10;
 const UNAUTHENTICATED_BULK = 16 * 1024;
 const INT_MAX = 2 ** 31 - 1;
-/** Commands of a pipelined read whose lookups are warmed together (see `Directory.warm`). */
-const WARM_BATCH = 32;
 const GET = COMMANDS.get("get")!;
 
 /** Options of {@linkcode RedisProtocol}. */
