@@ -200,7 +200,12 @@ export class RedisProtocol implements Protocol<RedisState> {
           if (count <= 0) continue;
           this.#begin(state, count);
         } else {
-          const lf = buf.indexOf(LF, pos);
+          // A plain loop beats indexOf() on lines this short, and stops at
+          // the longest inline request.
+          let lf = pos;
+          const limit = Math.min(len, pos + INLINE_MAX + 1);
+          while (lf < limit && buf[lf] !== LF) lf++;
+          if (lf === limit) lf = -1;
           if (lf < 0 || lf >= len) {
             if (len - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
             return pos;

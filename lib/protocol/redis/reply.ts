@@ -6,7 +6,11 @@
 
 import type { Replies } from "../protocol.ts";
 
-const CRLF = new Uint8Array([0x0d, 0x0a]);
+/** Ends a reply line; byte by byte, which is cheaper than copying a 2-byte array. */
+function crlf(out: Replies): void {
+  out.writeByte(0x0d);
+  out.writeByte(0x0a);
+}
 const encoder = new TextEncoder();
 
 /** RESP2 (the default) or RESP3 (after `HELLO 3`). */
@@ -34,30 +38,30 @@ export class RespWriter {
   simple(out: Replies, text: Uint8Array): void {
     out.writeByte(0x2b);
     out.write(text);
-    out.write(CRLF);
+    crlf(out);
   }
 
   /** `-text` (text without the dash). */
   error(out: Replies, text: string): void {
     out.writeByte(0x2d);
     out.write(encoder.encode(text));
-    out.write(CRLF);
+    crlf(out);
   }
 
   /** `:n`. */
   integer(out: Replies, n: number): void {
     out.writeByte(0x3a);
     out.writeDecimal(n);
-    out.write(CRLF);
+    crlf(out);
   }
 
   /** `$len` and the bytes. */
   bulk(out: Replies, bytes: Uint8Array): void {
     out.writeByte(0x24);
     out.writeDecimal(bytes.length);
-    out.write(CRLF);
+    crlf(out);
     out.write(bytes);
-    out.write(CRLF);
+    crlf(out);
   }
 
   /** A string as a bulk string. */
@@ -69,11 +73,11 @@ export class RespWriter {
   null(out: Replies, resp: Resp): void {
     if (resp === 3) {
       out.writeByte(0x5f);
-      out.write(CRLF);
+      crlf(out);
     } else {
       out.writeByte(0x24);
       out.writeDecimal(-1);
-      out.write(CRLF);
+      crlf(out);
     }
   }
 
@@ -81,7 +85,7 @@ export class RespWriter {
   array(out: Replies, n: number): void {
     out.writeByte(0x2a);
     out.writeDecimal(n);
-    out.write(CRLF);
+    crlf(out);
   }
 
   /** A map of `n` pairs follows: `%n` in RESP3, an array of `2n` in RESP2. */
@@ -89,7 +93,7 @@ export class RespWriter {
     if (resp === 3) {
       out.writeByte(0x25);
       out.writeDecimal(n);
-      out.write(CRLF);
+      crlf(out);
     } else {
       this.array(out, n * 2);
     }
@@ -104,9 +108,9 @@ export class RespWriter {
     const bytes = encoder.encode(text);
     out.writeByte(0x3d);
     out.writeDecimal(bytes.length + 4);
-    out.write(CRLF);
+    crlf(out);
     out.write(encoder.encode("txt:"));
     out.write(bytes);
-    out.write(CRLF);
+    crlf(out);
   }
 }
