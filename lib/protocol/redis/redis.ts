@@ -205,12 +205,11 @@ export class RedisProtocol implements Protocol<RedisState> {
           let lf = pos;
           const limit = Math.min(len, pos + INLINE_MAX + 1);
           while (lf < limit && buf[lf] !== LF) lf++;
-          if (lf === limit) lf = -1;
-          if (lf < 0 || lf >= len) {
+          if (lf === limit) {
+            // No line end within the longest inline request: refuse, or wait for it.
             if (len - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
             return pos;
           }
-          if (lf - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
           const end = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
           if (this.#inlineGet(state, buf, pos, end, out)) {
             pos = lf + 1;
