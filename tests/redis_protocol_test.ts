@@ -345,6 +345,11 @@ Deno.test("redis protocol: each protocol error replies as Redis does and closes"
   // An inline line without its end, past 64 KiB, is cut off without waiting.
   const open = await run("G".repeat(70_000), { eof: false });
   assertEquals(open.output, "-ERR Protocol error: too big inline request\r\n");
+  // The bound is exact: 64 KiB before the line end is a command, one byte more is not.
+  const longest = await run(`ECHO ${"e".repeat(65_536 - 5)}\n`, { eof: false });
+  assertEquals(longest.output, bulk("e".repeat(65_536 - 5)));
+  const over = await run(`ECHO ${"e".repeat(65_536 - 4)}\n`, { eof: false });
+  assertEquals(over.output, "-ERR Protocol error: too big inline request\r\n");
   // Counts of zero or less are skipped, as in Redis.
   assertEquals(await replies("*0\r\n*-1\r\n" + cmd("PING")), "+PONG\r\n");
 });

@@ -11,6 +11,14 @@ function crlf(out: Replies): void {
   out.writeByte(0x0d);
   out.writeByte(0x0a);
 }
+
+/** A type byte, a decimal and a line end: the header of most replies. */
+function header(out: Replies, type: number, n: number): void {
+  out.writeByte(type);
+  out.writeDecimal(n);
+  crlf(out);
+}
+
 const encoder = new TextEncoder();
 
 /** RESP2 (the default) or RESP3 (after `HELLO 3`). */
@@ -50,16 +58,12 @@ export class RespWriter {
 
   /** `:n`. */
   integer(out: Replies, n: number): void {
-    out.writeByte(0x3a);
-    out.writeDecimal(n);
-    crlf(out);
+    header(out, 0x3a, n);
   }
 
   /** `$len` and the bytes. */
   bulk(out: Replies, bytes: Uint8Array): void {
-    out.writeByte(0x24);
-    out.writeDecimal(bytes.length);
-    crlf(out);
+    header(out, 0x24, bytes.length);
     out.write(bytes);
     crlf(out);
   }
@@ -75,25 +79,19 @@ export class RespWriter {
       out.writeByte(0x5f);
       crlf(out);
     } else {
-      out.writeByte(0x24);
-      out.writeDecimal(-1);
-      crlf(out);
+      header(out, 0x24, -1);
     }
   }
 
   /** `*n`: an array of `n` replies follows. */
   array(out: Replies, n: number): void {
-    out.writeByte(0x2a);
-    out.writeDecimal(n);
-    crlf(out);
+    header(out, 0x2a, n);
   }
 
   /** A map of `n` pairs follows: `%n` in RESP3, an array of `2n` in RESP2. */
   map(out: Replies, n: number, resp: Resp): void {
     if (resp === 3) {
-      out.writeByte(0x25);
-      out.writeDecimal(n);
-      crlf(out);
+      header(out, 0x25, n);
     } else {
       this.array(out, n * 2);
     }
@@ -106,9 +104,7 @@ export class RespWriter {
       return;
     }
     const bytes = encoder.encode(text);
-    out.writeByte(0x3d);
-    out.writeDecimal(bytes.length + 4);
-    crlf(out);
+    header(out, 0x3d, bytes.length + 4);
     out.write(encoder.encode("txt:"));
     out.write(bytes);
     crlf(out);
