@@ -4,13 +4,15 @@
  *
  * ```sh
  * deno run -A bench/reload_under_load.ts [--entries 1000000] [--connections 32]
- *   [--pipeline 1] [--duration 6] [--reload-at 2] [--lineload PATH]
+ *   [--pipeline 1] [--duration 6] [--reload-at 2] [--lineload PATH] [--no-huge-pages]
  * ```
  *
  * The client is `bench/load_client.ts` unless `--lineload` names the C load
  * generator (`-k -p -m -c -P -d` options, a summary line with `ops_per_s=`,
  * `p50_us=`, `p99_us=`, `p999_us=`). Prints one line per window and the
  * ratios: ops with reload ÷ without, p99.9 with reload ÷ without.
+ * sipdir runs in the launchers' environment (its data on huge pages) unless
+ * `--no-huge-pages` leaves `GLIBC_TUNABLES` empty, to compare.
  *
  * @module
  */
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     duration: { type: "string", default: "6" },
     "reload-at": { type: "string", default: "2" },
     lineload: { type: "string" },
+    "no-huge-pages": { type: "boolean", default: false },
   },
 });
 const entries = Number(values.entries);
@@ -49,7 +52,9 @@ const regs = `${dir}/regs`;
 const keysPath = `${dir}/keys`;
 await writeRegistrations({ count: entries, out: regs, keys: keysPath, duplicates: 0 });
 const keys = (await Deno.readTextFile(keysPath)).split("\n").filter((k) => k !== "");
-const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0", "--no-inspector-guard"]);
+const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0", "--no-inspector-guard"], {
+  env: values["no-huge-pages"] ? { GLIBC_TUNABLES: "" } : {},
+});
 try {
   const port = await sipdir.port(120_000);
 

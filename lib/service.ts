@@ -14,6 +14,7 @@ import { DataError } from "./loading/load.ts";
 import { progressLine } from "./loading/progress.ts";
 import { WorkerLoader } from "./loading/worker_load.ts";
 import { INSPECTOR_ADDRESS, keepInspectorShut } from "./operations/inspector_guard.ts";
+import { glibcTunables, hugePagesAdvice } from "./operations/huge_pages.ts";
 import { collectGarbage } from "./operations/memory.ts";
 import { Reloader } from "./operations/reload.ts";
 import { formatAddress } from "./transport/address.ts";
@@ -287,6 +288,8 @@ async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirecto
         path: flags.data,
       });
     }
+    const advice = hugePagesAdvice(glibcTunables(), directory.byteLength);
+    if (advice !== undefined) logger.warn(advice);
     return new LiveDirectory(directory);
   } finally {
     progress?.clear();

@@ -4,7 +4,17 @@
  * @module
  */
 
+import { HUGE_PAGES_TUNABLE } from "../lib/operations/huge_pages.ts";
+
 const decoder = new TextDecoder();
+
+/**
+ * The environment every launcher gives sipdir (the start task, the systemd
+ * unit, the container image): its data on huge pages.
+ */
+export const LAUNCH_ENV: Readonly<Record<string, string>> = {
+  GLIBC_TUNABLES: HUGE_PAGES_TUNABLE,
+};
 
 /** The runtime flags (permissions, V8 flags) that `deno task compile` bakes into the binary. */
 export async function compileFlags(): Promise<string[]> {
@@ -35,15 +45,21 @@ export class SipdirProcess {
   }
 
   /**
-   * Starts `main.ts` with the compile task's permissions and `args`.
-   * `shell` wraps the command, e.g. to set `ulimit`.
+   * Starts `main.ts` with the compile task's permissions, the launchers'
+   * environment ({@linkcode LAUNCH_ENV}, which `env` adds to or overrides)
+   * and `args`. `shell` wraps the command, e.g. to set `ulimit`.
    */
-  static async start(args: string[], options: { shell?: string } = {}): Promise<SipdirProcess> {
+  static async start(
+    args: string[],
+    options: { shell?: string; env?: Record<string, string> } = {},
+  ): Promise<SipdirProcess> {
     const deno = [Deno.execPath(), "run", ...await compileFlags(), mainPath(), ...args];
+    const env = { ...LAUNCH_ENV, ...options.env };
     const command = options.shell === undefined
-      ? new Deno.Command(deno[0], { args: deno.slice(1), stdout: "piped", stderr: "piped" })
+      ? new Deno.Command(deno[0], { args: deno.slice(1), env, stdout: "piped", stderr: "piped" })
       : new Deno.Command("sh", {
         args: ["-c", `${options.shell}; exec "$@"`, "sh", ...deno],
+        env,
         stdout: "piped",
         stderr: "piped",
       });
@@ -147,12 +163,13 @@ export function mainPath(): string {
   return new URL("../main.ts", import.meta.url).pathname;
 }
 
-/** Runs main.ts to completion with the compile task's permissions. */
+/** Runs main.ts to completion with the compile task's permissions and the launchers' environment. */
 export async function runSipdir(
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...await compileFlags(), mainPath(), ...args],
+    env: { ...LAUNCH_ENV },
     stdout: "piped",
     stderr: "piped",
   }).output();

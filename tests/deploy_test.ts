@@ -3,7 +3,8 @@
  * cannot drift from it: the container image (`deploy/container/Containerfile`,
  * which cannot be built on these machines), the Kubernetes manifests
  * (`deploy/kubernetes/`, no cluster here) and the ports of the HAProxy
- * configuration (run for real by tests/integration/haproxy_test.ts). Every
+ * configuration (run for real by tests/integration/haproxy_test.ts), and the
+ * environment that each launcher gives sipdir. Every
  * command line is parsed with sipdir's own {@linkcode parseFlags}; ports,
  * probes, paths and memory are checked against what it returns, against
  * `lib/limits.ts` and against the README's memory formula.
@@ -14,6 +15,8 @@ import { dirname } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
 import { type Flags, parseFlags, VERSION } from "../lib/cli/flags.ts";
 import { DEFAULTS } from "../lib/limits.ts";
+import { HUGE_PAGES_TUNABLE } from "../lib/operations/huge_pages.ts";
+import { LAUNCH_ENV } from "../testing/sipdir_process.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -139,6 +142,28 @@ Deno.test("container: non-root, SIGTERM, its command line parses; EXPOSE and VOL
   assertEquals(exposed.toSorted(), portsOf(flags).toSorted());
   const volumes = JSON.parse(only(runtime.steps, "VOLUME")) as string[];
   assertOk(volumes.includes(dirname(flags.data)), `--data ${flags.data} is on a VOLUME`);
+});
+
+// ------------------------------------------------------------------ Launchers
+
+Deno.test("every launcher gives sipdir the environment the tests start it with", async () => {
+  const expected = Object.entries(LAUNCH_ENV).map(([name, value]) => `${name}=${value}`);
+  assertEquals(expected, [`GLIBC_TUNABLES=${HUGE_PAGES_TUNABLE}`]);
+  // The start task: assignments before its command, as deno task reads them.
+  const start: string = JSON.parse(await read("deno.json")).tasks.start;
+  assertEquals(start.split(/\s+/).slice(0, expected.length + 1), [...expected, "deno"]);
+  // The systemd unit.
+  const unit = await read("deploy/sipdir.service");
+  const environment = [...unit.matchAll(/^Environment=(.*)$/gm)].flatMap((m) => m[1].split(/\s+/));
+  assertEquals(environment, expected);
+  // The container image, and the Kubernetes pod that runs it without overriding it.
+  const { runtime } = await containerfile();
+  const env = runtime.steps.filter((s) => s.keyword === "ENV").map((s) => s.text);
+  assertEquals(env, expected);
+  const [container] = (await manifests()).get("Deployment").spec.template.spec.containers;
+  for (const { name } of container.env ?? []) {
+    assertOk(!(name in LAUNCH_ENV), `the Deployment overrides ${name}`);
+  }
 });
 
 // ------------------------------------------------------------------ Kubernetes

@@ -1,7 +1,7 @@
 /**
  * Reloads of a large dump, as a process: memory after and during reloads
  * (one copy of the data in steady state, two at most while loading), and
- * lookups answered while the new data loads.
+ * lookups answered while the new data loads, and the data on huge pages.
  */
 
 import { assertAtMost, assertEquals, assertOk } from "./assert.ts";
@@ -170,6 +170,44 @@ Deno.test("reload: lookups one at a time never wait long while a large dump relo
     client.close();
     sipdir.kill("SIGTERM");
     await sipdir.exit();
+  }
+});
+
+Deno.test("huge pages: the launchers' environment puts the data on them; without it, a warning", async () => {
+  const { path } = await dump;
+  // What the kernel does with glibc's request: sipdir itself may not read /sys.
+  const thp = (await Deno.readTextFile("/sys/kernel/mm/transparent_hugepage/enabled")
+    .catch(() => "")).match(/\[(\w+)\]/)?.[1] ?? "unknown";
+  const run = async (env: Record<string, string>) => {
+    const sipdir = await SipdirProcess.start(["-d", path, "-p", "0"], { env });
+    try {
+      await sipdir.port(60_000);
+      const rollup = await Deno.readTextFile(`/proc/${sipdir.child.pid}/smaps_rollup`);
+      const huge = Number(rollup.match(/^AnonHugePages:\s+(\d+) kB/m)![1]) * 1024;
+      const loaded = sipdir.stderr.match(/loaded \d+ entries .*: (\d+) bytes/)!;
+      return { huge, data: Number(loaded[1]), stderr: sipdir.stderr };
+    } finally {
+      sipdir.kill("SIGTERM");
+      await sipdir.exit();
+    }
+  };
+  const launched = await run({});
+  const without = await run({ GLIBC_TUNABLES: "" });
+  const MB = (n: number) => `${Math.round(n / 1024 / 1024)} MB`;
+  console.log(
+    `THP mode ${thp}, ${MB(launched.data)} of data: ${MB(launched.huge)} on huge pages as ` +
+      `launched, ${MB(without.huge)} without the tunable`,
+  );
+  assertOk(launched.data >= 64 * 1024 * 1024, "the dump is large enough to be advised on");
+  assertOk(!/GLIBC_TUNABLES/.test(launched.stderr), launched.stderr);
+  assertOk(
+    /WARNING .*GLIBC_TUNABLES does not ask for huge pages: .* \d+ MB of data .*start sipdir with GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1/
+      .test(without.stderr),
+    without.stderr,
+  );
+  if (thp === "madvise") {
+    assertOk(launched.huge >= launched.data / 2, "most of the data on huge pages");
+    assertAtMost(without.huge, without.data / 2, "huge pages without the tunable");
   }
 });
 
