@@ -327,6 +327,45 @@ Deno.test("redis protocol: inline GET, answered where it lies, is the GET of its
   );
 });
 
+Deno.test("redis protocol: multibulk GET, answered where it lies, replies as any command would", async () => {
+  const get = (length: string, key: string, end = "\r\n") =>
+    `*2\r\n$3\r\nGET\r\n$${length}\r\n${key}${end}`;
+  const invalid = "-ERR Protocol error: invalid bulk length\r\n";
+  const cases: [string, string][] = [
+    [get("2", "k1"), bulk(V1)],
+    ["*2\r\n$3\r\ngEt\r\n$2\r\nk2\r\n", bulk(V2)],
+    [get("4", "nope"), "$-1\r\n"],
+    [get("0", ""), "$-1\r\n"],
+    // Redis reads the two bytes after a bulk string without looking at them.
+    [get("2", "k1", "xx"), bulk(V1)],
+    // What Redis refuses, the shortcut must not answer: no length, a leading zero, too long.
+    [get("", ""), invalid],
+    [get("02", "k1"), invalid],
+    [get("00", ""), invalid],
+    [get("65", "k".repeat(65)), invalid],
+  ];
+  for (const [input, output] of cases) {
+    const result = await run(input + cmd("PING"), { eof: false });
+    const expected = output === invalid ? output : `${output}+PONG\r\n`;
+    assertEquals(result.output, expected, JSON.stringify(input));
+  }
+  const counted = await run(get("2", "k1") + get("4", "nope"));
+  assertEquals([counted.counters.lookups, counted.counters.hits], [2, 1]);
+  assertEquals(
+    await replies(get("2", "k1"), { password: "sekret" }),
+    "-NOAUTH Authentication required.\r\n",
+  );
+  assertEquals(
+    await replies(cmd("MULTI") + get("2", "k1") + cmd("EXEC")),
+    `+OK\r\n+QUEUED\r\n*1\r\n${bulk(V1)}`,
+  );
+  // Split anywhere, it is answered once, whole.
+  const two = get("2", "k1") + get("2", "k2");
+  for (let cut = 0; cut <= two.length; cut++) {
+    assertEquals(await replies(two, { cuts: [cut] }), bulk(V1) + bulk(V2), `cut at ${cut}`);
+  }
+});
+
 Deno.test("redis protocol: each protocol error replies as Redis does and closes", async () => {
   const errors: [string, string][] = [
     ["*1\r\n$x\r\n", "invalid bulk length"],

@@ -46,6 +46,8 @@ export class GetScanner {
   readonly hashes: Uint32Array;
   /** Where the commands found end. */
   end = 0;
+  /** Where the key found last ends. */
+  keyEnd = 0;
 
   /**
    * Creates a scanner.
@@ -65,18 +67,22 @@ export class GetScanner {
     let n = 0;
     while (n < hashes.length && pos < len) {
       const keyStart = buf[pos] === STAR
-        ? this.#multibulkKey(buf, pos, len)
+        ? this.multibulkKey(buf, pos, len)
         : this.#inlineKey(buf, pos, len);
       if (keyStart < 0) break;
-      hashes[n++] = hashBytes(buf, keyStart, this.end);
-      pos = this.end + (buf[this.end] === CR ? 2 : 1);
+      hashes[n++] = hashBytes(buf, keyStart, this.keyEnd);
+      pos = this.keyEnd + (buf[this.keyEnd] === CR ? 2 : 1);
     }
     this.end = pos;
     return n;
   }
 
-  /** Where the key of the multibulk GET at `pos` starts (its end in `end`), or -1. */
-  #multibulkKey(buf: Uint8Array, pos: number, len: number): number {
+  /**
+   * Where the key of the multibulk GET at `pos` starts (its end in
+   * {@linkcode GetScanner.keyEnd}), or -1 unless `buf[pos, len)` starts with
+   * one whole, in the form Redis accepts (no leading zero in its length).
+   */
+  multibulkKey(buf: Uint8Array, pos: number, len: number): number {
     if (
       len - pos < MULTIBULK_HEAD || buf[pos + 1] !== 0x32 || buf[pos + 2] !== CR ||
       buf[pos + 3] !== LF || buf[pos + 4] !== DOLLAR || buf[pos + 5] !== 0x33 ||
@@ -93,11 +99,13 @@ export class GetScanner {
     const key = p + 2;
     if (key + length + 2 > len || buf[p] !== CR || buf[p + 1] !== LF) return -1;
     if (buf[key + length] !== CR || buf[key + length + 1] !== LF) return -1;
-    this.end = key + length;
+    const digits = p - pos - MULTIBULK_HEAD;
+    if (digits === 0 || (digits > 1 && buf[pos + MULTIBULK_HEAD] === 0x30)) return -1;
+    this.keyEnd = key + length;
     return key;
   }
 
-  /** Where the key of the inline GET at `pos` starts (its end in `end`), or -1. */
+  /** Where the key of the inline GET at `pos` starts (its end in `keyEnd`), or -1. */
   #inlineKey(buf: Uint8Array, pos: number, len: number): number {
     if (len - pos < 6 || !isGet(buf, pos) || buf[pos + 3] !== SPACE) return -1;
     const key = pos + 4;
@@ -105,7 +113,7 @@ export class GetScanner {
     while (p < len && buf[p] > SPACE && buf[p] !== QUOTE && buf[p] !== APOSTROPHE) p++;
     if (p === key || p >= len) return -1;
     if (buf[p] === CR ? p + 1 >= len || buf[p + 1] !== LF : buf[p] !== LF) return -1;
-    this.end = p;
+    this.keyEnd = p;
     return key;
   }
 }

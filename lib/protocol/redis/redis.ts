@@ -182,6 +182,10 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (pos >= len) return pos;
         if (pos >= warmed && state.authenticated) warmed = this.#warm(out, buf, pos, len);
         if (buf[pos] === STAR) {
+          if (this.#multibulkGet(state, buf, pos, len, out)) {
+            pos = this.#gets.keyEnd + 2;
+            continue;
+          }
           const cr = buf.indexOf(CR, pos);
           if (cr < 0 || cr + 1 >= len) {
             if (len - pos > INLINE_MAX) {
@@ -269,6 +273,29 @@ export class RedisProtocol implements Protocol<RedisState> {
     const n = gets.scan(buf, pos, len);
     if (n > 1) this.#warmth ^= out.directory.warm(gets.hashes, n);
     return n === 0 ? pos + 1 : gets.end;
+  }
+
+  /**
+   * `GET key` as client libraries send it (`*2\r\n$3\r\nGET\r\n$n\r\nkey\r\n`),
+   * whole in `buf` from `pos`: answered where it lies, without the state
+   * machine that any multibulk command can go through, which would come to
+   * the same reply. False, having done nothing, for anything else.
+   */
+  #multibulkGet(
+    state: RedisState,
+    buf: Uint8Array,
+    pos: number,
+    len: number,
+    out: Replies,
+  ): boolean {
+    if (!state.authenticated || state.multi) return false;
+    const gets = this.#gets;
+    const key = gets.multibulkKey(buf, pos, len);
+    if (key < 0 || gets.keyEnd - key > this.#maxArgument) return false;
+    state.spec = GET;
+    this.#key(state, buf, key, gets.keyEnd, out, GET);
+    state.spec = null;
+    return true;
   }
 
   /**
