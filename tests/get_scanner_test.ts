@@ -57,3 +57,33 @@ Deno.test("get scanner: at most a batch", () => {
     end: encoder.encode(three).length,
   });
 });
+
+Deno.test("get scanner: multibulkKey takes a whole GET in the form Redis accepts, and nothing else", () => {
+  const scanner = new GetScanner(32);
+  const at = (text: string) => {
+    const bytes = encoder.encode("xx" + text);
+    const key = scanner.multibulkKey(bytes, 2, bytes.length);
+    return key < 0 ? -1 : [key - 2, scanner.keyEnd - 2];
+  };
+  assertEquals(at(bulk("GET", "k1") + "PING\r\n"), [17, 19]);
+  assertEquals(at(bulk("get", "")), [17, 17]);
+  assertEquals(at(bulk("GET", "k".repeat(789))), [19, 19 + 789]);
+  // Two bytes after the key that are not a line end: the parser's business.
+  assertEquals(at("*2\r\n$3\r\nGET\r\n$2\r\nk1xx"), -1);
+  for (
+    const text of [
+      "*2\r\n$3\r\nGET\r\n$02\r\nk1\r\n", // a leading zero: Redis refuses it
+      "*2\r\n$3\r\nGET\r\n$00\r\n\r\n",
+      "*2\r\n$3\r\nGET\r\n$\r\n\r\n", // no length
+      "*2\r\n$3\r\nGET\r\n$-1\r\n",
+      `*2\r\n$3\r\nGET\r\n$1234567890\r\n`, // ten digits
+      "*02\r\n$3\r\nGET\r\n$2\r\nk1\r\n",
+      "*2\r\n$03\r\nGET\r\n$2\r\nk1\r\n",
+      bulk("GET", "k1").slice(0, -1), // not all there yet
+      bulk("GET", "k1", "k2"),
+      bulk("GETX", "k1"),
+    ]
+  ) {
+    assertEquals(at(text), -1, JSON.stringify(text));
+  }
+});

@@ -359,6 +359,11 @@ Deno.test("redis protocol: multibulk GET, answered where it lies, replies as any
     await replies(cmd("MULTI") + get("2", "k1") + cmd("EXEC")),
     `+OK\r\n+QUEUED\r\n*1\r\n${bulk(V1)}`,
   );
+  // With max-argument under 3, the name itself is too long, as for any command.
+  const tiny = await exchange(new RedisProtocol({ info, maxArgument: 2 }), get("2", "k1"), {
+    directory,
+  });
+  assertEquals(tiny.output, invalid);
   // Split anywhere, it is answered once, whole.
   const two = get("2", "k1") + get("2", "k2");
   for (let cut = 0; cut <= two.length; cut++) {

@@ -4,11 +4,10 @@
  *
  * Why it matters: a load writes the whole dump into fresh memory. On 4 KiB
  * pages that is one page fault per 4 KiB, 170 000 for a 700 MB dump, and on
- * a virtual machine each fault also slows the vCPU answering lookups.
- * Measured on the 2-vCPU test VM, 1M registrations: the load took 3.6 s
- * instead of 1.7 s; during a reload, 32 clients with one request in flight
- * got 0.55× their lookups and a p99.9 of 28–38 ms, against 0.81–0.92× and
- * 7–9 ms on huge pages.
+ * a virtual machine each fault also slows the vCPU answering lookups: on
+ * huge pages, 1M registrations load in about half the time, and lookups
+ * during a reload keep a p99.9 about a third as long (measured: README,
+ * "Memory and huge pages").
  *
  * glibc puts its large allocations on huge pages when the process starts
  * with the tunable {@linkcode HUGE_PAGES_TUNABLE} (glibc 2.35 and later) and

@@ -1,8 +1,13 @@
 /**
- * The keys of the `GET` commands a pipelined read starts with, found
- * without parsing them for real: only to warm their lookups together
- * (`Directory.warm`) before the parser answers them one by one. A wrong
- * guess costs a little time, never an answer.
+ * The keys of the `GET` commands a pipelined read starts with, found by
+ * their exact shape rather than by the general parser.
+ *
+ * Two uses: {@linkcode GetScanner.scan} finds them to warm their lookups
+ * together (`Directory.warm`) before they are answered one by one, where a
+ * wrong guess would cost a little time; and the protocol answers a whole
+ * multibulk GET that {@linkcode GetScanner.multibulkKey} accepts without
+ * its state machine. That one decides replies: it accepts only what Redis's
+ * parser accepts as `GET key`, and anything else goes to the parser.
  *
  * @module
  */

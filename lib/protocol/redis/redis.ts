@@ -182,8 +182,9 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (pos >= len) return pos;
         if (pos >= warmed && state.authenticated) warmed = this.#warm(out, buf, pos, len);
         if (buf[pos] === STAR) {
-          if (this.#multibulkGet(state, buf, pos, len, out)) {
-            pos = this.#gets.keyEnd + 2;
+          const next = this.#multibulkGet(state, buf, pos, len, out);
+          if (next > 0) {
+            pos = next;
             continue;
           }
           const cr = buf.indexOf(CR, pos);
@@ -279,7 +280,8 @@ export class RedisProtocol implements Protocol<RedisState> {
    * `GET key` as client libraries send it (`*2\r\n$3\r\nGET\r\n$n\r\nkey\r\n`),
    * whole in `buf` from `pos`: answered where it lies, without the state
    * machine that any multibulk command can go through, which would come to
-   * the same reply. False, having done nothing, for anything else.
+   * the same reply. Returns where it ends; -1, having done nothing, for
+   * anything else.
    */
   #multibulkGet(
     state: RedisState,
@@ -287,15 +289,22 @@ export class RedisProtocol implements Protocol<RedisState> {
     pos: number,
     len: number,
     out: Replies,
-  ): boolean {
-    if (!state.authenticated || state.multi) return false;
+  ): number {
+    // Below 3, max-argument refuses the name "GET" itself.
+    if (!state.authenticated || state.multi || this.#maxArgument < 3) return -1;
     const gets = this.#gets;
     const key = gets.multibulkKey(buf, pos, len);
-    if (key < 0 || gets.keyEnd - key > this.#maxArgument) return false;
+    if (key < 0 || gets.keyEnd - key > this.#maxArgument) return -1;
+    this.#get(state, buf, key, gets.keyEnd, out);
+    return gets.keyEnd + 2;
+  }
+
+  /** Answers `GET buf[key, keyEnd)`, found by a shortcut rather than the state machine. */
+  #get(state: RedisState, buf: Uint8Array, key: number, keyEnd: number, out: Replies): void {
+    // The command's name, for the verbose log.
     state.spec = GET;
-    this.#key(state, buf, key, gets.keyEnd, out, GET);
+    this.#key(state, buf, key, keyEnd, out, GET);
     state.spec = null;
-    return true;
   }
 
   /**
@@ -329,9 +338,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     const keyEnd = p;
     while (p < end && isSpace(buf[p])) p++;
     if (key === keyEnd || p !== end) return false;
-    state.spec = GET;
-    this.#key(state, buf, key, keyEnd, out, GET);
-    state.spec = null;
+    this.#get(state, buf, key, keyEnd, out);
     return true;
   }
 
