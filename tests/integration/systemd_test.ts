@@ -225,31 +225,34 @@ Deno.test("systemd: the unit installs, serves, reloads, restarts and stops under
       ]);
     });
 
+    await step("runs as a dynamic user, not root, without capabilities", async () => {
+      const props = await show(c, "User", "DynamicUser", "MainPID");
+      assertEquals([props.User, props.DynamicUser], ["sipdir", "yes"]);
+      const status = await c.execOk(["cat", `/proc/${props.MainPID}/status`]);
+      const uid = Number(status.match(/^Uid:\s+(\d+)/m)?.[1]);
+      assertOk(uid > 0, `MainPID ${props.MainPID} runs as uid ${uid}`);
+      // No capabilities (CapabilityBoundingSet=), no way to gain any (NoNewPrivileges=).
+      assertEquals(status.match(/^CapEff:\s+(\S+)/m)?.[1], "0000000000000000");
+      assertEquals(status.match(/^NoNewPrivs:\s+(\S+)/m)?.[1], "1");
+      // The state directory is the dynamic user's, behind /var/lib/private.
+      assertEquals((await c.execOk(["readlink", "/var/lib/sipdir"])).trim(), "private/sipdir");
+      assertEquals(
+        (await c.execOk(["stat", "-c", "%u", "/var/lib/private/sipdir"])).trim(),
+        `${uid}`,
+      );
+    });
+
     await step(
-      "runs as a dynamic user, not root, without capabilities, in its environment",
+      "the unit's Environment= reaches sipdir: glibc is asked for huge pages",
       async () => {
-        const props = await show(c, "User", "DynamicUser", "MainPID");
-        assertEquals([props.User, props.DynamicUser], ["sipdir", "yes"]);
-        const status = await c.execOk(["cat", `/proc/${props.MainPID}/status`]);
-        const uid = Number(status.match(/^Uid:\s+(\d+)/m)?.[1]);
-        assertOk(uid > 0, `MainPID ${props.MainPID} runs as uid ${uid}`);
-        // No capabilities (CapabilityBoundingSet=), no way to gain any (NoNewPrivileges=).
-        assertEquals(status.match(/^CapEff:\s+(\S+)/m)?.[1], "0000000000000000");
-        assertEquals(status.match(/^NoNewPrivs:\s+(\S+)/m)?.[1], "1");
-        // The unit's Environment= reaches the process: glibc is asked for huge pages.
-        const environ = (await c.execOk(["cat", `/proc/${props.MainPID}/environ`])).split("\0");
+        const { MainPID } = await show(c, "MainPID");
+        const environ = (await c.execOk(["cat", `/proc/${MainPID}/environ`])).split("\0");
         for (const [name, value] of Object.entries(LAUNCH_ENV)) {
           assertOk(
             environ.includes(`${name}=${value}`),
             `${name}=${value} in ${environ.join(" ")}`,
           );
         }
-        // The state directory is the dynamic user's, behind /var/lib/private.
-        assertEquals((await c.execOk(["readlink", "/var/lib/sipdir"])).trim(), "private/sipdir");
-        assertEquals(
-          (await c.execOk(["stat", "-c", "%u", "/var/lib/private/sipdir"])).trim(),
-          `${uid}`,
-        );
       },
     );
 
