@@ -11,6 +11,7 @@ import { loadDirectory } from "../lib/loading/load.ts";
 import { ProtocolCounters } from "../lib/operations/counters.ts";
 import { LineProtocol } from "../lib/protocol/line.ts";
 import { RedisProtocol } from "../lib/protocol/redis/redis.ts";
+import type { Protocol } from "../lib/protocol/protocol.ts";
 import { Output, OutputPool } from "../lib/transport/output.ts";
 import { RecordScanner } from "../lib/loading/record.ts";
 import { generateRegistrations, seededRandom } from "../testing/gen_regs.ts";
@@ -86,16 +87,24 @@ const coldReads: Uint8Array[] = [];
 for (let i = 0; i + 16 <= shuffled.length; i += 16) {
   coldReads.push(encoder.encode(shuffled.slice(i, i + 16).join("\n") + "\n"));
 }
-let coldRead = 0;
-Deno.bench("line protocol: answer a read of 16 requests, AORs spread over 65 MB", {
-  group: "read",
-}, () => {
-  const read = coldReads[coldRead++ % coldReads.length];
-  output.directory = directory;
-  const pos = protocol.answer(lineState, read, 0, read.length, false, output);
-  if (pos !== read.length || output.length < 5000) throw new Error(`${output.length} bytes`);
-  output.reset();
-});
+/** Benchmarks `protocol` answering `reads` in turn, each whole, with over 5000 bytes of replies. */
+function benchReads<S>(name: string, protocol: Protocol<S>, state: S, reads: Uint8Array[]): void {
+  let next = 0;
+  Deno.bench(name, { group: "read" }, () => {
+    const read = reads[next++ % reads.length];
+    output.directory = directory;
+    const pos = protocol.answer(state, read, 0, read.length, false, output);
+    if (pos !== read.length || output.length < 5000) throw new Error(`${output.length} bytes`);
+    output.reset();
+  });
+}
+
+benchReads(
+  "line protocol: answer a read of 16 requests, AORs spread over 65 MB",
+  protocol,
+  lineState,
+  coldReads,
+);
 
 // The Redis port with the same AORs: GET commands as client libraries send
 // them (multibulk) and as typed (inline), 16 to a read.
@@ -112,16 +121,12 @@ const getReads = (inline: boolean) =>
     )
   );
 for (const [form, reads] of [["multibulk", getReads(false)], ["inline", getReads(true)]] as const) {
-  let next = 0;
-  Deno.bench(`redis protocol: answer a read of 16 ${form} GETs, AORs spread over 65 MB`, {
-    group: "read",
-  }, () => {
-    const read = reads[next++ % reads.length];
-    output.directory = directory;
-    const pos = redis.answer(redisState, read, 0, read.length, false, output);
-    if (pos !== read.length || output.length < 5000) throw new Error(`${output.length} bytes`);
-    output.reset();
-  });
+  benchReads(
+    `redis protocol: answer a read of 16 ${form} GETs, AORs spread over 65 MB`,
+    redis,
+    redisState,
+    reads,
+  );
 }
 
 Deno.bench(
