@@ -24,7 +24,19 @@ const APOSTROPHE = 0x27;
 /** `*2\r\n$3\r\nGET\r\n$`: a multibulk GET up to its key's length. */
 const MULTIBULK_HEAD = 14;
 
-function isGet(buf: Uint8Array, at: number): boolean {
+/**
+ * Whether `buf[at, at + 3)` is the name `GET`, in any case, as Redis
+ * matches command names.
+ *
+ * @example
+ * ```ts
+ * import { isGet } from "./get_scanner.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("gEt GED");
+ * assert.deepEqual([isGet(bytes, 0), isGet(bytes, 4)], [true, false]);
+ * ```
+ */
+export function isGet(buf: Uint8Array, at: number): boolean {
   return (buf[at] | 0x20) === 0x67 && (buf[at + 1] | 0x20) === 0x65 &&
     (buf[at + 2] | 0x20) === 0x74;
 }

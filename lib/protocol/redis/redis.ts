@@ -32,7 +32,7 @@ import {
   subcommandError,
   unknownCommandError,
 } from "./commands.ts";
-import { GetScanner } from "./get_scanner.ts";
+import { GetScanner, isGet } from "./get_scanner.ts";
 import { isSpace, splitInline } from "./inline.ts";
 import { RespWriter } from "./reply.ts";
 
@@ -323,12 +323,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     if (!state.authenticated || state.multi) return false;
     let p = start;
     while (p < end && isSpace(buf[p])) p++;
-    if (
-      end - p < 5 || (buf[p] | 0x20) !== 0x67 || (buf[p + 1] | 0x20) !== 0x65 ||
-      (buf[p + 2] | 0x20) !== 0x74 || !isSpace(buf[p + 3])
-    ) {
-      return false;
-    }
+    if (end - p < 5 || !isGet(buf, p) || !isSpace(buf[p + 3])) return false;
     p += 4;
     while (p < end && isSpace(buf[p])) p++;
     const key = p;
@@ -379,8 +374,7 @@ export class RedisProtocol implements Protocol<RedisState> {
   /** The command's name: decides how its arguments are handled. */
   #command(state: RedisState, buf: Uint8Array, start: number, end: number, out: Replies): void {
     // GET, the hot path, without decoding its name.
-    const spec = end - start === 3 && (buf[start] | 0x20) === 0x67 &&
-        (buf[start + 1] | 0x20) === 0x65 && (buf[start + 2] | 0x20) === 0x74
+    const spec = end - start === 3 && isGet(buf, start)
       ? GET
       : COMMANDS.get(this.#decoder.decode(buf.subarray(start, end)).toLowerCase());
     state.spec = spec ?? null;
