@@ -19,6 +19,10 @@ export const DEFAULTS = {
   maxClients: 10_000,
   /** `--max-pending`: bytes of replies buffered for one client before its reading pauses. */
   maxPending: 1024 * 1024,
+  /** `--redis-max-args`: arguments in one Redis command, its name included. */
+  redisMaxArguments: 1024 * 1024,
+  /** `--redis-max-command`: memory a Redis command's kept arguments and a MULTI queue may take. */
+  redisMaxCommand: 1024 * 1024,
   /** `--bare-wait`, ms: a client that never sent a line end gets its bytes answered after this silence. */
   bareWait: 100,
   /** `--reload-min-ratio`: a reload with fewer entries than this share of those served is refused. */

@@ -218,7 +218,8 @@ function listen(flags: Flags, status: Status, password: Uint8Array | undefined):
       port: flags.redisPort,
       protocol: new RedisProtocol({
         maxArgument: flags.maxLine,
-        maxQueued: flags.maxPending,
+        maxArguments: flags.redisMaxArguments,
+        maxCommand: flags.redisMaxCommand,
         password,
         info: {
           version: VERSION,

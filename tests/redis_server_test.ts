@@ -36,7 +36,7 @@ const withBoth = (
     ...options,
     listen: [
       { port: 0, protocol: new LineProtocol() },
-      { port: 0, protocol: new RedisProtocol({ info, maxQueued: options.maxPending }) },
+      { port: 0, protocol: new RedisProtocol({ info }) },
     ],
   }, (server) => fn(server, server.addrs.get("line")!.port, server.addrs.get("redis")!.port));
 

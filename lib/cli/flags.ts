@@ -15,8 +15,9 @@ export const VERSION: string = config.version;
 /** The one-line synopsis printed with usage errors. */
 export const USAGE: string =
   "Usage: sipdir [-h] [-d FILE] [-i ADDR] [-l FILE] [-p PORT] [-v] [--timeout SECONDS] " +
-  "[--redis-port PORT] [--redis-password-file FILE] [--http-port PORT] " +
-  "[--log-format text|json] " +
+  "[--redis-port [ADDR:]PORT] [--redis-password-file FILE] [--no-protected-mode] " +
+  "[--redis-timeout SECONDS] [--redis-max-args N] [--redis-max-command BYTES] " +
+  "[--http-port [ADDR:]PORT] [--log-format text|json] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
   "[--watch] [--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
@@ -31,13 +32,27 @@ empty line when it is unknown. Many requests per connection, pipelined or not.
 Options:
   -d, --data FILE          registrations, one JSON object a line (default: data/regs)
   -i, --ip ADDR            address to listen on (default: ${D.hostname})
-  -p, --port PORT          TCP port, 0 for any free one (default: ${D.port})
-      --redis-port PORT    also answer the Redis protocol (GET aor …) on PORT,
-                           0 for any free one (default: off)
-      --http-port PORT     serve /metrics, /healthz and /readyz over HTTP on PORT,
-                           0 for any free one (default: off)
+  -p, --port PORT          TCP port of the line protocol, 0 for any free one
+                           (default: ${D.port})
+      --redis-port [ADDR:]PORT
+                           also answer the Redis protocol (GET aor …) on PORT,
+                           0 for any free one, on ADDR ([::1] for IPv6) or
+                           --ip (default: off)
       --redis-password-file FILE
                            the Redis port requires AUTH with the password in FILE
+      --no-protected-mode  without a password, answer Redis clients from any
+                           address, not only loopback ones
+      --redis-timeout SECONDS
+                           close Redis connections idle this long between
+                           commands; 0 keeps them, as Redis does (default: 0)
+      --redis-max-args N   most arguments in one Redis command (default: ${D.redisMaxArguments})
+      --redis-max-command BYTES
+                           most memory the arguments of one Redis command (other
+                           than GET, MGET, EXISTS) and a MULTI queue may take
+                           (default: ${D.redisMaxCommand})
+      --http-port [ADDR:]PORT
+                           serve /metrics, /healthz and /readyz over HTTP on
+                           PORT, 0 for any free one, on ADDR or --ip (default: off)
   -l, --log FILE           log to FILE instead of the console
       --log-format FORMAT  text (default), or json: one JSON object a line
   -v, --verbose            log every connection and request, and counters each minute
@@ -76,12 +91,24 @@ export interface Flags {
   ip: string;
   /** `-p`: the port, 0 to 65535. */
   port: number;
-  /** `--redis-port`, or undefined when the Redis protocol is off. */
+  /** `--redis-port`'s port, or undefined when the Redis protocol is off. */
   redisPort: number | undefined;
+  /** `--redis-port`'s address: its own, or `--ip`. */
+  redisIp: string;
   /** `--redis-password-file`. */
   redisPasswordFile: string | undefined;
-  /** `--http-port`, or undefined when off. */
+  /** False with `--no-protected-mode`. */
+  protectedMode: boolean;
+  /** `--redis-timeout`, in milliseconds; 0 keeps idle Redis connections. */
+  redisTimeout: number;
+  /** `--redis-max-args`. */
+  redisMaxArguments: number;
+  /** `--redis-max-command`, in bytes. */
+  redisMaxCommand: number;
+  /** `--http-port`'s port, or undefined when off. */
   httpPort: number | undefined;
+  /** `--http-port`'s address: its own, or `--ip`. */
+  httpIp: string;
   /** `-l`: log file, or undefined for the console. */
   log: string | undefined;
   /** `--log-format`. */
@@ -128,6 +155,10 @@ const OPTIONS = {
   "log-format": { type: "string" },
   "redis-port": { type: "string" },
   "redis-password-file": { type: "string" },
+  "no-protected-mode": { type: "boolean" },
+  "redis-timeout": { type: "string" },
+  "redis-max-args": { type: "string" },
+  "redis-max-command": { type: "string" },
   "http-port": { type: "string" },
   "reload-min-ratio": { type: "string" },
   watch: { type: "boolean" },
@@ -186,22 +217,41 @@ export function parseFlags(args: readonly string[]): Flags {
     if (value === "") throw new UsageError(`Option "--${name}" needs a non-empty value`);
     return typeof value === "string" ? value : fallback;
   };
+  const ip = text("ip", D.hostname);
+  const redis = given["redis-port"] === undefined
+    ? undefined
+    : endpoint("redis-port", text("redis-port", ""), ip);
+  const http = given["http-port"] === undefined
+    ? undefined
+    : endpoint("http-port", text("http-port", ""), ip);
   return {
     help: given.help === true,
     version: given.version === true,
     data: text("data", "data/regs"),
-    ip: text("ip", D.hostname),
+    ip,
     port: integer("port", text("port", String(D.port)), 0, 65535),
     log: given.log === undefined ? undefined : text("log", ""),
-    redisPort: given["redis-port"] === undefined
-      ? undefined
-      : integer("redis-port", text("redis-port", ""), 0, 65535),
-    httpPort: given["http-port"] === undefined
-      ? undefined
-      : integer("http-port", text("http-port", ""), 0, 65535),
+    redisPort: redis?.port,
+    redisIp: redis?.hostname ?? ip,
+    httpPort: http?.port,
+    httpIp: http?.hostname ?? ip,
     redisPasswordFile: given["redis-password-file"] === undefined
       ? undefined
       : text("redis-password-file", ""),
+    protectedMode: given["no-protected-mode"] !== true,
+    redisTimeout: seconds("redis-timeout", text("redis-timeout", "0"), 0),
+    redisMaxArguments: integer(
+      "redis-max-args",
+      text("redis-max-args", String(D.redisMaxArguments)),
+      16,
+      2 ** 31 - 1,
+    ),
+    redisMaxCommand: integer(
+      "redis-max-command",
+      text("redis-max-command", String(D.redisMaxCommand)),
+      1024,
+      1 << 30,
+    ),
     logFormat: choice("log-format", text("log-format", "text"), ["text", "json"] as const),
     verbose: given.verbose === true,
     timeout: seconds("timeout", text("timeout", String(D.idleTimeout / 1000))),
@@ -216,6 +266,25 @@ export function parseFlags(args: readonly string[]): Flags {
     ),
     inspectorGuard: given["no-inspector-guard"] !== true,
   };
+}
+
+/**
+ * `[ADDR:]PORT`: a port, with the address to listen on when one is given
+ * (`[::1]:6379` for an IPv6 one), else `ip`.
+ */
+function endpoint(name: string, value: string, ip: string): { hostname: string; port: number } {
+  const colon = value.lastIndexOf(":");
+  if (colon < 0) return { hostname: ip, port: integer(name, value, 0, 65535) };
+  let hostname = value.slice(0, colon);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  else if (hostname.includes(":")) hostname = "";
+  if (hostname === "") {
+    throw new UsageError(
+      `Invalid value "${value}" for "--${name}": expected PORT or ADDR:PORT ` +
+        `(an IPv6 address in brackets: [::1]:6379)`,
+    );
+  }
+  return { hostname, port: integer(name, value.slice(colon + 1), 0, 65535) };
 }
 
 function integer(name: string, value: string, min: number, max: number): number {

@@ -9,6 +9,7 @@
 
 import { timingSafeEqual } from "node:crypto";
 import type { Replies } from "../protocol.ts";
+import { globMatch } from "./glob.ts";
 import type { Resp, RespWriter } from "./reply.ts";
 
 /** How the parser treats a command's arguments. */
@@ -146,22 +147,57 @@ export function arityError(name: string): string {
 }
 
 /**
- * `ERR unknown command 'name', with args beginning with: 'a' 'b' `, cut as
- * Redis cuts it: the name at 128 characters, the arguments once they reach
- * 128 characters in all.
+ * Up to `max` bytes of `buf[start, end)`, stopping at a NUL as C's `%s`
+ * does, as a string of one char code per byte: how error texts quote what a
+ * client sent, byte for byte (the reply writer turns each char code back
+ * into its byte, and line ends into spaces).
+ *
+ * @example
+ * ```ts
+ * import { byteText } from "./commands.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new Uint8Array([0x61, 0xff, 0x0d, 0x00, 0x62]);
+ * assert.equal(byteText(bytes, 0, bytes.length, 128), "a\xff\r");
+ * ```
  */
-export function unknownCommandError(name: string, args: readonly string[]): string {
-  let listed = "";
-  for (const arg of args) {
-    if (listed.length >= 128) break;
-    listed += `'${arg.slice(0, 128 - listed.length)}' `;
+export function byteText(buf: Uint8Array, start: number, end: number, max: number): string {
+  let text = "";
+  for (let i = start; i < end && i - start < max && buf[i] !== 0; i++) {
+    text += String.fromCharCode(buf[i]);
   }
-  return `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${listed}`;
+  return text;
+}
+
+/**
+ * `listed` with one more argument quoted as Redis's unknown-command error
+ * quotes them (`'arg' `), cut so that the whole stays within 128 bytes.
+ *
+ * @example
+ * ```ts
+ * import { listArgument } from "./commands.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("ab");
+ * assert.equal(listArgument("'x' ", bytes, 0, 2), "'x' 'ab' ");
+ * ```
+ */
+export function listArgument(listed: string, buf: Uint8Array, start: number, end: number): string {
+  return `${listed}'${byteText(buf, start, end, 128 - listed.length)}' `;
+}
+
+/**
+ * `ERR unknown command 'name', with args beginning with: 'a' 'b' `, from
+ * the name and the arguments quoted by {@linkcode listArgument}, as Redis
+ * words it.
+ */
+export function unknownCommandError(name: string, listed: string): string {
+  return `ERR unknown command '${name}', with args beginning with: ${listed}`;
 }
 
 /** `ERR unknown subcommand 'sub'. Try NAME HELP.` */
-export function unknownSubcommandError(command: string, sub: string): string {
-  return `ERR unknown subcommand '${sub.slice(0, 128)}'. Try ${command.toUpperCase()} HELP.`;
+export function unknownSubcommandError(command: string, sub: Uint8Array): string {
+  return `ERR unknown subcommand '${
+    byteText(sub, 0, sub.length, 128)
+  }'. Try ${command.toUpperCase()} HELP.`;
 }
 
 /** What `INFO` reports: the server's side of it. */
@@ -224,9 +260,10 @@ export interface Context {
 }
 
 const decoder = new TextDecoder();
-const OK = new TextEncoder().encode("OK");
-const PONG = new TextEncoder().encode("PONG");
-const QUEUED = new TextEncoder().encode("QUEUED");
+const encoder = new TextEncoder();
+const OK = encoder.encode("OK");
+const PONG = encoder.encode("PONG");
+const QUEUED = encoder.encode("QUEUED");
 
 /** `+OK`. */
 export function ok(context: Context, out: Replies): void {
@@ -333,7 +370,7 @@ export function subcommandError(name: string, args: readonly Uint8Array[]): stri
   if (table === undefined || (name === "command" && args.length === 1)) return "";
   const sub = lower(args[1]);
   const arity = table[sub];
-  if (arity === undefined) return unknownSubcommandError(name, text(args[1]));
+  if (arity === undefined) return unknownSubcommandError(name, args[1]);
   const fits = arity >= 0 ? args.length === arity : args.length >= -arity;
   return fits ? "" : arityError(`${name}|${sub}`);
 }
@@ -383,34 +420,42 @@ function command(context: Context, session: Session, args: readonly Uint8Array[]
 }
 
 /** What `CONFIG GET` can report: what clients ask to know what they talk to. */
-const CONFIG: ReadonlyMap<string, string> = new Map([
+const CONFIG: readonly [Uint8Array, Uint8Array][] = [
   ["save", ""],
   ["appendonly", "no"],
   ["databases", "1"],
-]);
+].map(([name, value]) => [encoder.encode(name), encoder.encode(value)]);
 
 function config(context: Context, session: Session, args: readonly Uint8Array[], out: Replies) {
   const resp = context.resp;
-  const found = new Map<string, string>();
-  for (const pattern of args.slice(2).map(lower)) {
-    const match = globMatcher(pattern);
-    for (const [name, value] of CONFIG) if (match(name)) found.set(name, value);
+  // Each parameter once, named as the first argument that matched it named
+  // it: a plain name as sent (as Redis does), a pattern's match as known.
+  const found = new Map<(typeof CONFIG)[number], Uint8Array>();
+  for (let i = 2; i < args.length; i++) {
+    const pattern = args[i];
+    const glob = pattern.some((c) => c === 0x2a || c === 0x3f || c === 0x5b);
+    for (const entry of CONFIG) {
+      if (found.has(entry)) continue;
+      if (glob ? globMatch(pattern, entry[0], true) : sameName(pattern, entry[0])) {
+        found.set(entry, glob ? entry[0] : pattern);
+      }
+    }
   }
   resp.map(out, found.size, session.resp);
-  for (const [name, value] of found) {
-    resp.bulkText(out, name);
-    resp.bulkText(out, value);
+  for (const [[, value], name] of found) {
+    resp.bulk(out, name);
+    resp.bulk(out, value);
   }
 }
 
-/** A matcher for the `*` and `?` of a `CONFIG GET` pattern. */
-function globMatcher(pattern: string): (name: string) => boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(
-    /\?/g,
-    ".",
-  );
-  const regexp = new RegExp(`^${source}$`);
-  return (name) => regexp.test(name);
+/** Whether `given` is `name` in any ASCII case. */
+function sameName(given: Uint8Array, name: Uint8Array): boolean {
+  if (given.length !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = given[i];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== name[i]) return false;
+  }
+  return true;
 }
 
 function info(context: Context, out: Replies, sections: readonly string[]): string {
@@ -478,7 +523,10 @@ function hello(context: Context, session: Session, args: readonly Uint8Array[], 
         return;
       }
     } else {
-      resp.error(out, `ERR Syntax error in HELLO option '${text(args[i])}'`);
+      resp.error(
+        out,
+        `ERR Syntax error in HELLO option '${byteText(args[i], 0, args[i].length, Infinity)}'`,
+      );
       return;
     }
   }

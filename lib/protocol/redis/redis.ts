@@ -9,6 +9,13 @@
  * at max-pending to resume later: a 200 000-key `MGET` never needs more than
  * one argument of input or max-pending of replies in memory.
  *
+ * Every command is bounded as it arrives, as Redis's `networking.c` bounds
+ * it: its argument count when its `*n` line is read, each argument's length
+ * when its `$n` line is read, and the arguments other commands must keep
+ * until they end (with the commands a `MULTI` queues) by the memory they
+ * take, checked argument by argument. Nothing a client sends is ever held
+ * beyond those bounds, or echoed with its line ends.
+ *
  * @module
  */
 
@@ -16,13 +23,16 @@ import { getLogger } from "@logtape/logtape";
 import { WARM_BATCH } from "../../directory/directory.ts";
 import { DEFAULTS } from "../../limits.ts";
 import type { Protocol, Replies } from "../protocol.ts";
+import { HeldArguments, QueuedCommand, queuedMemory } from "./arguments.ts";
 import {
   arityError,
   arityFits,
+  byteText,
   COMMANDS,
   type CommandSpec,
   type Context,
   ERRORS,
+  listArgument,
   ok,
   Password,
   queued,
@@ -49,15 +59,24 @@ const UNAUTHENTICATED_ARGS = 10;
 const UNAUTHENTICATED_BULK = 16 * 1024;
 const INT_MAX = 2 ** 31 - 1;
 const GET = COMMANDS.get("get")!;
+/** What an unknown command's error quotes of its name and arguments, as Redis quotes them. */
+const QUOTED = 128;
 
 /** Options of {@linkcode RedisProtocol}. */
 export interface RedisOptions {
   /** Longest argument (a key, a password …), in bytes; a longer one is a protocol error. Default: max-line's, 1024. */
   maxArgument?: number;
+  /** Most arguments in one command, its name included; more is a protocol error. Default 1 048 576. */
+  maxArguments?: number;
+  /**
+   * Most memory, in bytes, that the arguments a command keeps until it ends
+   * and the commands a `MULTI` queues may take together, counting each
+   * argument's bookkeeping as well as its bytes; `GET`, `MGET` and `EXISTS`
+   * outside `MULTI` keep none. Default 1 MiB.
+   */
+  maxCommand?: number;
   /** Require `AUTH` with this password before other commands. */
   password?: Uint8Array;
-  /** Bytes of commands `MULTI` may queue. Default: max-pending's, 1 MiB. */
-  maxQueued?: number;
   /** What `INFO` reports about the server. */
   info: ServerInfo;
 }
@@ -68,14 +87,18 @@ export interface RedisState extends Session {
   argsLeft: number;
   /** Length of the argument being read, or -1 before its `$` line. */
   bulk: number;
+  /** Bytes after the current position already searched for the end of its line, in vain. */
+  scanned: number;
   /** The current command's argument count, its name included. */
   argc: number;
   /** Index of the next argument. */
   argi: number;
   /** The current command, once its name is read (null: unknown). */
   spec: CommandSpec | null;
-  /** The current command's name as sent, for error messages. */
+  /** An unknown command's name as sent, as its error quotes it (bytes as char codes). */
   nameSent: string;
+  /** An unknown command's arguments as its error quotes them. */
+  listed: string;
   /** The error the current command gets once its arguments are read, or "". */
   error: string;
   /** The current command's keys are answered as they arrive. */
@@ -83,19 +106,17 @@ export interface RedisState extends Session {
   /** `EXISTS`: keys found so far. */
   found: number;
   /** Arguments kept for commands answered at their end (name included). */
-  args: Uint8Array[];
-  /** Characters of arguments kept for an unknown command's error message. */
-  argChars: number;
+  held: HeldArguments;
   /** Inside `MULTI`. */
   multi: boolean;
   /** Commands queued by `MULTI`. */
-  queue: Uint8Array[][];
-  /** Bytes of the queued commands. */
-  queueBytes: number;
+  queue: QueuedCommand[];
+  /** Memory the queued commands are counted as. */
+  queueMemory: number;
   /** A command was refused inside `MULTI`: `EXEC` aborts. */
   multiFailed: boolean;
   /** An `EXEC` whose replies stopped at max-pending: where it resumes. */
-  exec: { queue: Uint8Array[][]; command: number; key: number } | null;
+  exec: { queue: QueuedCommand[]; command: number; key: number } | null;
 }
 
 /**
@@ -117,7 +138,8 @@ export class RedisProtocol implements Protocol<RedisState> {
   /** An inline command (64 KiB, as Redis), or the longest argument with its header. */
   readonly maxRequest: number;
   readonly #maxArgument: number;
-  readonly #maxQueued: number;
+  readonly #maxArguments: number;
+  readonly #maxCommand: number;
   readonly #context: Context;
   readonly #decoder = new TextDecoder();
   readonly #gets = new GetScanner(WARM_BATCH);
@@ -128,7 +150,8 @@ export class RedisProtocol implements Protocol<RedisState> {
   /** Creates the protocol with its limits and password. */
   constructor(options: RedisOptions) {
     this.#maxArgument = options.maxArgument ?? DEFAULTS.maxLine;
-    this.#maxQueued = options.maxQueued ?? DEFAULTS.maxPending;
+    this.#maxArguments = options.maxArguments ?? DEFAULTS.redisMaxArguments;
+    this.#maxCommand = options.maxCommand ?? DEFAULTS.redisMaxCommand;
     this.maxRequest = Math.max(INLINE_MAX + 2, this.#maxArgument + 32);
     this.#context = {
       resp: new RespWriter(),
@@ -145,22 +168,28 @@ export class RedisProtocol implements Protocol<RedisState> {
       name: null,
       id: this.#nextId++,
       argsLeft: 0,
+      scanned: 0,
       bulk: -1,
       argc: 0,
       argi: 0,
       spec: null,
       nameSent: "",
+      listed: "",
       error: "",
       streaming: false,
       found: 0,
-      args: [],
-      argChars: 0,
+      held: new HeldArguments(),
       multi: false,
       queue: [],
-      queueBytes: 0,
+      queueMemory: 0,
       multiFailed: false,
       exec: null,
     };
+  }
+
+  /** Memory this connection's commands hold: a command's kept arguments and a `MULTI` queue. */
+  memory(state: RedisState): number {
+    return state.held.memory + state.queueMemory;
   }
 
   /** Answers the commands in `buf[pos, len)`, in order; see `Protocol.answer`. */
@@ -184,11 +213,13 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (buf[pos] === STAR) {
           const next = this.#multibulkGet(state, buf, pos, len, out);
           if (next > 0) {
+            // A count line searched in vain before is whole now, and behind us.
+            state.scanned = 0;
             pos = next;
             continue;
           }
-          const cr = buf.indexOf(CR, pos);
-          if (cr < 0 || cr + 1 >= len) {
+          const cr = this.#lineEnd(state, buf, pos, len, CR);
+          if (cr < 0) {
             if (len - pos > INLINE_MAX) {
               return this.#protocolError(out, "too big mbulk count string");
             }
@@ -201,16 +232,15 @@ export class RedisProtocol implements Protocol<RedisState> {
           if (!state.authenticated && count > UNAUTHENTICATED_ARGS) {
             return this.#protocolError(out, "unauthenticated multibulk length");
           }
+          if (count > this.#maxArguments) {
+            return this.#protocolError(out, "invalid multibulk length");
+          }
           pos = cr + 2;
           if (count <= 0) continue;
           this.#begin(state, count);
         } else {
-          // A plain loop beats indexOf() on lines this short, and stops at
-          // the longest inline request.
-          let lf = pos;
-          const limit = Math.min(len, pos + INLINE_MAX + 1);
-          while (lf < limit && buf[lf] !== LF) lf++;
-          if (lf === limit) {
+          const lf = this.#lineEnd(state, buf, pos, len, LF);
+          if (lf < 0) {
             // No line end within the longest inline request: refuse, or wait for it.
             if (len - pos > INLINE_MAX) return this.#protocolError(out, "too big inline request");
             return pos;
@@ -232,21 +262,25 @@ export class RedisProtocol implements Protocol<RedisState> {
       while (state.argsLeft > 0) {
         if (state.bulk < 0) {
           if (pos >= len) return pos;
-          if (buf[pos] !== DOLLAR) {
-            return this.#protocolError(out, `expected '$', got '${String.fromCharCode(buf[pos])}'`);
-          }
-          const cr = buf.indexOf(CR, pos);
-          if (cr < 0 || cr + 1 >= len) {
-            if (len - pos > 32) return this.#protocolError(out, "too big bulk count string");
+          const cr = this.#lineEnd(state, buf, pos, len, CR);
+          if (cr < 0) {
+            if (len - pos > INLINE_MAX) {
+              return this.#protocolError(out, "too big bulk count string");
+            }
             return pos;
           }
+          if (buf[pos] !== DOLLAR) {
+            return this.#protocolError(
+              out,
+              `expected '$', got '${byteText(buf, pos, pos + 1, 1)}'`,
+            );
+          }
           const n = parseInteger(buf, pos + 1, cr);
+          if (Number.isNaN(n) || n < 0) return this.#protocolError(out, "invalid bulk length");
           if (!state.authenticated && n > UNAUTHENTICATED_BULK) {
             return this.#protocolError(out, "unauthenticated bulk length");
           }
-          if (Number.isNaN(n) || n < 0 || n > this.#maxArgument) {
-            return this.#protocolError(out, "invalid bulk length");
-          }
+          if (n > this.#maxArgument) return this.#protocolError(out, "invalid bulk length");
           state.bulk = n;
           pos = cr + 2;
         }
@@ -262,6 +296,27 @@ export class RedisProtocol implements Protocol<RedisState> {
         if (out.full || out.closing !== "") return pos;
       }
     }
+  }
+
+  /**
+   * Where the line that starts at `pos` ends: the offset of its `byte` (CR
+   * for a count line, once the byte after it has come too; LF for an inline
+   * command); -1 while there is none within the longest line (64 KiB). As
+   * with Redis's `strchr`, the search stops at a NUL: a line with one never
+   * ends. What was searched in vain is remembered (`state.scanned`), so that
+   * a line that arrives a byte at a time costs time linear in its length,
+   * not quadratic.
+   */
+  #lineEnd(state: RedisState, buf: Uint8Array, pos: number, len: number, byte: number): number {
+    const limit = Math.min(len, pos + INLINE_MAX + 1);
+    let i = pos + state.scanned;
+    while (i < limit && buf[i] !== byte && buf[i] !== 0) i++;
+    if (i < limit && buf[i] === byte && (byte === LF || i + 1 < len)) {
+      state.scanned = 0;
+      return i;
+    }
+    state.scanned = i - pos;
+    return -1;
   }
 
   /**
@@ -344,31 +399,39 @@ export class RedisProtocol implements Protocol<RedisState> {
     state.bulk = -1;
     state.spec = null;
     state.nameSent = "";
+    state.listed = "";
     state.error = "";
     state.streaming = false;
     state.found = 0;
-    state.args = [];
-    state.argChars = 0;
   }
 
   /** One argument of a multibulk command, `buf[start, end)`. */
   #argument(state: RedisState, buf: Uint8Array, start: number, end: number, out: Replies): void {
     if (state.argi === 0) {
       this.#command(state, buf, start, end, out);
+    } else if (state.streaming) {
+      this.#key(state, buf, start, end, out);
+    } else if (state.spec === null) {
+      // Only what the error message quotes is kept.
+      if (state.listed.length < QUOTED) state.listed = listArgument(state.listed, buf, start, end);
+    } else if (state.error === "") {
+      this.#hold(state, buf, start, end);
+    }
+  }
+
+  /**
+   * Keeps an argument of a command answered at its end, or of one queued by
+   * `MULTI`; past max-command the command is refused and keeps nothing more.
+   */
+  #hold(state: RedisState, buf: Uint8Array, start: number, end: number): void {
+    if (state.held.memoryWith(end - start) + state.queueMemory > this.#maxCommand) {
+      state.error = state.multi
+        ? this.#queueTooBig()
+        : `ERR command too big: its arguments take over ${this.#maxCommand} bytes`;
+      state.held.clear();
       return;
     }
-    if (state.streaming) {
-      this.#key(state, buf, start, end, out);
-    } else if (state.error === "" || state.spec === null) {
-      // Kept: for commands answered at their end, queued ones, and the
-      // beginning of an unknown command's arguments for its error message.
-      if (state.spec !== null) {
-        state.args.push(buf.slice(start, end));
-      } else if (state.argChars < 128) {
-        state.args.push(buf.slice(start, Math.min(end, start + 128)));
-        state.argChars += end - start + 3;
-      }
-    }
+    state.held.push(buf, start, end);
   }
 
   /** The command's name: decides how its arguments are handled. */
@@ -379,22 +442,28 @@ export class RedisProtocol implements Protocol<RedisState> {
       : COMMANDS.get(this.#decoder.decode(buf.subarray(start, end)).toLowerCase());
     state.spec = spec ?? null;
     if (spec === undefined) {
-      state.nameSent = this.#decoder.decode(buf.subarray(start, end));
+      if (isCrossProtocol(buf, start, end)) {
+        this.#crossProtocol(out);
+        return;
+      }
+      state.nameSent = byteText(buf, start, end, QUOTED);
       state.error = "unknown";
       return;
     }
     state.error = this.#refusal(state, spec, state.argc);
     if (state.error !== "") return;
-    if (state.multi && !spec.transaction) {
-      state.args.push(buf.slice(start, end));
-      return;
+    if (!state.multi || spec.transaction) {
+      if (spec.kind === "get" || spec.kind === "mget" || spec.kind === "exists") {
+        state.streaming = true;
+        if (spec.kind === "mget") this.#context.resp.array(out, state.argc - 1);
+        return;
+      }
     }
-    if (spec.kind === "get" || spec.kind === "mget" || spec.kind === "exists") {
-      state.streaming = true;
-      if (spec.kind === "mget") this.#context.resp.array(out, state.argc - 1);
-    } else {
-      state.args.push(buf.slice(start, end));
-    }
+    this.#hold(state, buf, start, end);
+  }
+
+  #queueTooBig(): string {
+    return `ERR MULTI can queue at most ${this.#maxCommand} bytes of commands`;
   }
 
   /** Why `spec` with `argc` arguments is refused here, in Redis's order; "" if it is not. */
@@ -411,30 +480,35 @@ export class RedisProtocol implements Protocol<RedisState> {
     const spec = state.spec;
     if (state.error !== "") {
       const error = state.error === "unknown"
-        ? unknownCommandError(state.nameSent, state.args.map((a) => this.#decoder.decode(a)))
+        ? unknownCommandError(state.nameSent, state.listed)
         : state.error;
       resp.error(out, error);
       if (state.multi) state.multiFailed = true;
     } else if (state.multi && !spec!.transaction) {
-      this.#queue(state, state.args, out);
+      this.#queue(state, state.held.list(), out);
     } else if (spec!.kind === "exists") {
       resp.integer(out, state.found);
     } else if (!state.streaming) {
-      this.#run(state, spec!, state.args, out);
+      this.#run(state, spec!, state.held.list(), out);
     }
-    state.args = [];
+    state.held.clear();
   }
 
   /** An inline command, whose arguments all came at once. */
   #runInline(state: RedisState, args: Uint8Array[], out: Replies): void {
     const resp = this.#context.resp;
-    const nameSent = this.#decoder.decode(args[0]);
-    const spec = COMMANDS.get(nameSent.toLowerCase());
+    const name = args[0];
+    const spec = COMMANDS.get(this.#decoder.decode(name).toLowerCase());
     if (spec === undefined) {
-      resp.error(
-        out,
-        unknownCommandError(nameSent, args.slice(1).map((a) => this.#decoder.decode(a))),
-      );
+      if (isCrossProtocol(name, 0, name.length)) {
+        this.#crossProtocol(out);
+        return;
+      }
+      let listed = "";
+      for (let i = 1; i < args.length && listed.length < QUOTED; i++) {
+        listed = listArgument(listed, args[i], 0, args[i].length);
+      }
+      resp.error(out, unknownCommandError(byteText(name, 0, name.length, QUOTED), listed));
       if (state.multi) state.multiFailed = true;
       return;
     }
@@ -449,6 +523,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     }
   }
 
+  /** Queues a command inside `MULTI`, unless its subcommand is refused or the queue is full. */
   #queue(state: RedisState, args: Uint8Array[], out: Replies): void {
     const refused = subcommandError(this.#decoder.decode(args[0]).toLowerCase(), args);
     if (refused !== "") {
@@ -456,17 +531,15 @@ export class RedisProtocol implements Protocol<RedisState> {
       state.multiFailed = true;
       return;
     }
-    for (const arg of args) state.queueBytes += arg.length;
-    if (state.queueBytes > this.#maxQueued) {
+    const memory = queuedMemory(args);
+    if (state.queueMemory + memory > this.#maxCommand) {
       // Memory per client stays bounded, whatever it queues.
-      this.#context.resp.error(
-        out,
-        `ERR MULTI can queue at most ${this.#maxQueued} bytes of commands`,
-      );
+      this.#context.resp.error(out, this.#queueTooBig());
       state.multiFailed = true;
       return;
     }
-    state.queue.push(args);
+    state.queue.push(QueuedCommand.of(args));
+    state.queueMemory += memory;
     queued(this.#context, out);
   }
 
@@ -482,7 +555,7 @@ export class RedisProtocol implements Protocol<RedisState> {
         }
         state.multi = true;
         state.queue = [];
-        state.queueBytes = 0;
+        state.queueMemory = 0;
         state.multiFailed = false;
         ok(context, out);
         return;
@@ -531,7 +604,7 @@ export class RedisProtocol implements Protocol<RedisState> {
   #runExec(state: RedisState, out: Replies): void {
     const exec = state.exec!;
     while (exec.command < exec.queue.length) {
-      const args = exec.queue[exec.command];
+      const args = exec.queue[exec.command].list();
       const spec = COMMANDS.get(this.#decoder.decode(args[0]).toLowerCase())!;
       if (spec.kind === "mget") {
         // Resumable key by key: its reply may be large.
@@ -554,7 +627,7 @@ export class RedisProtocol implements Protocol<RedisState> {
   #endMulti(state: RedisState): void {
     state.multi = false;
     state.queue = [];
-    state.queueBytes = 0;
+    state.queueMemory = 0;
     state.multiFailed = false;
   }
 
@@ -595,6 +668,16 @@ export class RedisProtocol implements Protocol<RedisState> {
     return id;
   }
 
+  /**
+   * A command named `POST` or `Host:`: an HTTP request sent to this port,
+   * maybe by a web page, to smuggle commands in. Redis closes at once,
+   * without a reply; so does sipdir.
+   */
+  #crossProtocol(out: Replies): void {
+    out.counters.protocolErrors++;
+    out.close("an HTTP request (POST or Host:) on the Redis port");
+  }
+
   /** `-ERR Protocol error: …`, then the connection is closed; returns where parsing stopped. */
   #protocolError(out: Replies, text: string): number {
     this.#context.resp.error(out, `ERR Protocol error: ${text}`);
@@ -602,6 +685,18 @@ export class RedisProtocol implements Protocol<RedisState> {
     out.close(`protocol error: ${text}`);
     return 0;
   }
+}
+
+/** Whether a command's name is `POST` or `Host:`, in any case (see `#crossProtocol`). */
+function isCrossProtocol(buf: Uint8Array, start: number, end: number): boolean {
+  const n = end - start;
+  if (n === 4) {
+    return (buf[start] | 0x20) === 0x70 && (buf[start + 1] | 0x20) === 0x6f &&
+      (buf[start + 2] | 0x20) === 0x73 && (buf[start + 3] | 0x20) === 0x74;
+  }
+  return n === 5 && (buf[start] | 0x20) === 0x68 && (buf[start + 1] | 0x20) === 0x6f &&
+    (buf[start + 2] | 0x20) === 0x73 && (buf[start + 3] | 0x20) === 0x74 &&
+    buf[start + 4] === 0x3a;
 }
 
 /**

@@ -49,10 +49,18 @@ export class RespWriter {
     crlf(out);
   }
 
-  /** `-text` (text without the dash). */
+  /**
+   * `-text` (text without the dash). `text` is one char code per byte (see
+   * `byteText`): it may quote what a client sent, so a CR or LF in it
+   * becomes a space, as Redis makes it, or it would end the reply early and
+   * every later reply on the connection would answer the wrong command.
+   */
   error(out: Replies, text: string): void {
     out.writeByte(0x2d);
-    out.write(encoder.encode(text));
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      out.writeByte(c === 0x0d || c === 0x0a ? 0x20 : c & 0xff);
+    }
     crlf(out);
   }
 
