@@ -1,15 +1,14 @@
 /**
  * sipdir: serves SIP registrations from a JSON Lines dump over TCP.
  *
- * Flags → logging → the service (`lib/service.ts`) → exit status.
+ * Flags → the service on its serving thread (`lib/serving_thread.ts`) →
+ * exit status.
  *
  * @module
  */
 
 import { HELP, parseFlags, USAGE, UsageError, VERSION } from "./lib/cli/flags.ts";
-import { describe } from "./lib/errors.ts";
-import { closeLogging, setupLogging } from "./lib/operations/log.ts";
-import { runService } from "./lib/service.ts";
+import { serveOnThread } from "./lib/serving_thread.ts";
 
 /**
  * Runs sipdir with the given arguments; resolves to the exit status:
@@ -40,17 +39,7 @@ export async function main(args: readonly string[]): Promise<number> {
     console.log(`sipdir ${VERSION}`);
     return 0;
   }
-  try {
-    await setupLogging({ file: flags.log, verbose: flags.verbose, format: flags.logFormat });
-  } catch (error) {
-    console.error(`sipdir: cannot open log file ${flags.log}: ${describe(error)}`);
-    return 1;
-  }
-  try {
-    return await runService(flags);
-  } finally {
-    await closeLogging();
-  }
+  return await serveOnThread(args);
 }
 
 if (import.meta.main) {

@@ -17,8 +17,12 @@ export const DEFAULTS = {
   maxLine: 1024,
   /** `--max-clients`: connections served at once, across every port. */
   maxClients: 10_000,
-  /** `--max-pending`: bytes of replies buffered for one client before its reading pauses. */
-  maxPending: 1024 * 1024,
+  /** `--max-pending`: bytes of replies buffered for one client before they are written and its reading pauses. */
+  maxPending: 64 * 1024,
+  /** `--max-client-memory`: bytes all clients may hold together before those holding the most are closed. */
+  maxClientMemory: 256 * 1024 * 1024,
+  /** A connection the server ends waits this long for its client to close its side. */
+  lingerTime: 1000,
   /** `--redis-max-args`: arguments in one Redis command, its name included. */
   redisMaxArguments: 1024 * 1024,
   /** `--redis-max-command`: memory a Redis command's kept arguments and a MULTI queue may take. */

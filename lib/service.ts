@@ -23,20 +23,29 @@ import { type HttpEndpoint, serveHttp } from "./operations/http.ts";
 import { formatMetrics } from "./operations/metrics.ts";
 import { watchDataFile } from "./operations/watch.ts";
 import { Counters } from "./operations/counters.ts";
-import { ListenError } from "./transport/native_tcp.ts";
+import { ListenError } from "./transport/listener.ts";
+import { protectedModeRefusal } from "./protocol/redis/protected_mode.ts";
 import { LineProtocol } from "./protocol/line.ts";
 import { RedisProtocol } from "./protocol/redis/redis.ts";
 import { VERSION } from "./cli/flags.ts";
 
 const logger = getLogger(["sipdir"]);
 
+/** Where the service hears of signals: `Deno` itself, or what a thread relays to it. */
+export interface SignalSource {
+  /** Calls `handler` on each `signal` from now on. */
+  addSignalListener(signal: Deno.Signal, handler: () => void): void;
+  /** Stops calling `handler`. */
+  removeSignalListener(signal: Deno.Signal, handler: () => void): void;
+}
+
 /** Verbose mode logs the counters this often. */
 const COUNTERS_INTERVAL = 60_000;
 
 /**
- * Runs sipdir until SIGTERM or SIGINT; resolves to the exit status: 0 after
- * a clean stop, 1 when the data or an address is unusable. Logging must be
- * set up by the caller.
+ * Runs sipdir until SIGTERM or SIGINT (from `signals`); resolves to the
+ * exit status: 0 after a clean stop, 1 when the data or an address is
+ * unusable. Logging must be set up by the caller.
  *
  * @example
  * ```ts ignore
@@ -45,7 +54,7 @@ const COUNTERS_INTERVAL = 60_000;
  * Deno.exit(await runService(parseFlags(["--port", "0"])));
  * ```
  */
-export async function runService(flags: Flags): Promise<number> {
+export async function runService(flags: Flags, signals: SignalSource = Deno): Promise<number> {
   // Fatal errors also reach the terminal when the log goes to a file.
   const fatal = (message: string): number => {
     logger.fatal(message);
@@ -83,7 +92,7 @@ export async function runService(flags: Flags): Promise<number> {
     // Not SIGUSR1: Deno opens its inspector on it (see inspector_guard.ts).
     ["SIGUSR2", ifServing(logCounters)],
   );
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  for (const [signal, handler] of handlers) signals.addSignalListener(signal, handler);
   try {
     // Before the load: liveness holds during a long start-up, readiness waits for it.
     if (flags.httpPort !== undefined) {
@@ -92,7 +101,7 @@ export async function runService(flags: Flags): Promise<number> {
       } catch (error) {
         return fatal(
           `cannot listen on ${
-            formatAddress({ hostname: flags.ip, port: flags.httpPort })
+            formatAddress({ hostname: flags.httpIp, port: flags.httpPort })
           } (--http-port): ${describe(error)}`,
         );
       }
@@ -168,7 +177,7 @@ export async function runService(flags: Flags): Promise<number> {
     loader.close();
     guard?.close();
     // Last: a second SIGTERM while stopping must not kill the process.
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    for (const [signal, handler] of handlers) signals.removeSignalListener(signal, handler);
   }
 }
 
@@ -187,7 +196,7 @@ interface Status {
 function startHttp(flags: Flags, status: Status): HttpEndpoint {
   const ready = () => status.server !== undefined && !status.stopping;
   const http = serveHttp({
-    hostname: flags.ip,
+    hostname: flags.httpIp,
     port: flags.httpPort!,
     ready,
     metrics: () =>
@@ -199,6 +208,8 @@ function startHttp(flags: Flags, status: Status): HttpEndpoint {
         startedAt: status.startedAt,
         maxClients: flags.maxClients,
         ready: ready(),
+        clientMemory: status.server?.clientMemory,
+        maxClientMemory: flags.maxClientMemory,
       }),
   });
   logger.info("HTTP (/metrics, /healthz, /readyz) on {address}", {
@@ -213,9 +224,17 @@ function listen(flags: Flags, status: Status, password: Uint8Array | undefined):
     port: flags.port,
     protocol: new LineProtocol({ maxLine: flags.maxLine, bareWait: flags.bareWait }),
   }];
+  const protectedMode = flags.protectedMode && password === undefined;
   if (flags.redisPort !== undefined) {
     specs.push({
+      hostname: flags.redisIp,
       port: flags.redisPort,
+      // As Redis keeps them: a client's idle connection stays open (keepalive
+      // finds a vanished peer); only one stalled mid-command times out.
+      idleTimeout: flags.redisTimeout,
+      stallTimeout: flags.timeout,
+      keepAlive: true,
+      refuse: protectedMode ? protectedModeRefusal : undefined,
       protocol: new RedisProtocol({
         maxArgument: flags.maxLine,
         maxArguments: flags.redisMaxArguments,
@@ -237,14 +256,16 @@ function listen(flags: Flags, status: Status, password: Uint8Array | undefined):
     idleTimeout: flags.timeout,
     maxClients: flags.maxClients,
     maxPending: flags.maxPending,
+    maxClientMemory: flags.maxClientMemory,
     counters: status.counters,
   });
   logger.info("listening on {address}", { address: formatAddress(server.addr) });
   const redisAddress = server.addrs.get("redis");
   if (redisAddress) {
-    logger.info("Redis protocol on {address}, AUTH {auth}", {
+    logger.info("Redis protocol on {address}, AUTH {auth}{mode}", {
       address: formatAddress(redisAddress),
       auth: password === undefined ? "not required" : "required",
+      mode: protectedMode ? ", protected mode: loopback clients only" : "",
     });
   }
   return server;

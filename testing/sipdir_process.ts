@@ -47,13 +47,20 @@ export class SipdirProcess {
   /**
    * Starts `main.ts` with the compile task's permissions, the launchers'
    * environment ({@linkcode LAUNCH_ENV}, which `env` adds to or overrides)
-   * and `args`. `shell` wraps the command, e.g. to set `ulimit`.
+   * and `args`. `shell` wraps the command, e.g. to set `ulimit`. Without
+   * the inspector guard unless `inspectorGuard` (see {@linkcode withoutGuard}).
    */
   static async start(
     args: string[],
-    options: { shell?: string; env?: Record<string, string> } = {},
+    options: { shell?: string; env?: Record<string, string>; inspectorGuard?: boolean } = {},
   ): Promise<SipdirProcess> {
-    const deno = [Deno.execPath(), "run", ...await compileFlags(), mainPath(), ...args];
+    const deno = [
+      Deno.execPath(),
+      "run",
+      ...await compileFlags(),
+      mainPath(),
+      ...(options.inspectorGuard ? args : withoutGuard(args)),
+    ];
     const env = { ...LAUNCH_ENV, ...options.env };
     const command = options.shell === undefined
       ? new Deno.Command(deno[0], { args: deno.slice(1), env, stdout: "piped", stderr: "piped" })
@@ -163,12 +170,25 @@ export function mainPath(): string {
   return new URL("../main.ts", import.meta.url).pathname;
 }
 
-/** Runs main.ts to completion with the compile task's permissions and the launchers' environment. */
+/**
+ * `args` with `--no-inspector-guard` first. Tests start sipdir without the
+ * guard: on a host where another sipdir holds 127.0.0.1:9229, each would
+ * warn, and tests that read stderr would read that too. The guard's own
+ * tests (the systemd test) keep it.
+ */
+export function withoutGuard(args: readonly string[]): string[] {
+  return args.includes("--no-inspector-guard") ? [...args] : ["--no-inspector-guard", ...args];
+}
+
+/**
+ * Runs main.ts to completion with the compile task's permissions and the
+ * launchers' environment, without the inspector guard (see {@linkcode withoutGuard}).
+ */
 export async function runSipdir(
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await compileFlags(), mainPath(), ...args],
+    args: ["run", ...await compileFlags(), mainPath(), ...withoutGuard(args)],
     env: { ...LAUNCH_ENV },
     stdout: "piped",
     stderr: "piped",

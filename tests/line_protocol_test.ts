@@ -77,11 +77,18 @@ Deno.test("line protocol: one request per read is one write of the stored answer
 });
 
 Deno.test("line protocol: bare requests end at a pause until the client sends a line end", async () => {
-  // Two bare requests; then the LF that follows is an (empty) line of its own,
-  // and the client a line client.
+  // Two bare requests; then the LF that follows completes the second, late
+  // (a lost segment retransmitted after the pause): no answer of its own,
+  // and the client is a line client from there on.
   const input = "a1b2\n zz\nb2\n";
   const bare = await run(input, { pauses: [2, 4] });
-  assertEquals(bare.output, `${A}\n${B}\n\n\n${B}\n`);
+  assertEquals(bare.output, `${A}\n${B}\n\n${B}\n`);
+  // The same with CRLF, the CR and the LF in two reads.
+  const crlf = await run("b2\r\na1\n", { pauses: [2], cuts: [3] });
+  assertEquals(crlf.output, `${B}\n${A}\n`);
+  // Anything but a line end after a bare answer is a request of its own.
+  const next = await run("b2a1\n", { pauses: [2] });
+  assertEquals(next.output, `${B}\n${A}\n`);
   // After a line end, a pause inside a line cuts nothing.
   const lines = await run("a1\nb", { pauses: [3, 4], eof: false });
   assertEquals([lines.output, lines.consumed], [`${A}\n`, 3]);

@@ -18,7 +18,8 @@ export const USAGE: string =
   "[--redis-port [ADDR:]PORT] [--redis-password-file FILE] [--no-protected-mode] " +
   "[--redis-timeout SECONDS] [--redis-max-args N] [--redis-max-command BYTES] " +
   "[--http-port [ADDR:]PORT] [--log-format text|json] " +
-  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--bare-wait SECONDS] " +
+  "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--max-client-memory BYTES] " +
+  "[--bare-wait SECONDS] " +
   "[--watch] [--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
 
@@ -60,8 +61,12 @@ Options:
       --max-line BYTES     longest request line; a longer one closes its
                            connection (default: ${D.maxLine})
       --max-clients N      connections served at once; more are refused (default: ${D.maxClients})
-      --max-pending BYTES  answers buffered for a client before its reading
-                           pauses (default: ${D.maxPending})
+      --max-pending BYTES  answers buffered for a client before they are written
+                           and its reading pauses (default: ${D.maxPending})
+      --max-client-memory BYTES
+                           memory all clients may hold together (buffers,
+                           Redis commands and queues); past it, those holding
+                           the most are closed (default: ${D.maxClientMemory})
       --bare-wait SECONDS  a client that has sent no line end yet gets its bytes
                            answered as one request after this silence, as the
                            old server did; 0 turns it off (default: ${D.bareWait / 1000})
@@ -123,6 +128,8 @@ export interface Flags {
   maxClients: number;
   /** `--max-pending`, in bytes. */
   maxPending: number;
+  /** `--max-client-memory`, in bytes. */
+  maxClientMemory: number;
   /** `--bare-wait`, in milliseconds; 0 is off. */
   bareWait: number;
   /** `--watch`: reload when the data file changes. */
@@ -151,6 +158,7 @@ const OPTIONS = {
   "max-line": { type: "string" },
   "max-clients": { type: "string" },
   "max-pending": { type: "string" },
+  "max-client-memory": { type: "string" },
   "bare-wait": { type: "string" },
   "log-format": { type: "string" },
   "redis-port": { type: "string" },
@@ -258,6 +266,12 @@ export function parseFlags(args: readonly string[]): Flags {
     maxLine: integer("max-line", text("max-line", String(D.maxLine)), 1, 1 << 30),
     maxClients: integer("max-clients", text("max-clients", String(D.maxClients)), 1, 1 << 30),
     maxPending: integer("max-pending", text("max-pending", String(D.maxPending)), 1, 1 << 30),
+    maxClientMemory: integer(
+      "max-client-memory",
+      text("max-client-memory", String(D.maxClientMemory)),
+      1 << 20,
+      2 ** 40,
+    ),
     bareWait: seconds("bare-wait", text("bare-wait", String(D.bareWait / 1000)), 0),
     watch: given.watch === true,
     reloadMinRatio: ratio(

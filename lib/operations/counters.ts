@@ -86,6 +86,12 @@ export class Counters {
   connectionErrors = 0;
   /** Failed `accept()` calls (reset before accept, out of descriptors …). */
   acceptErrors = 0;
+  /** Connections closed by a fault in sipdir's handling of them (a bug, logged with its stack). */
+  connectionFaults = 0;
+  /** Connections to the Redis port refused by protected mode (not from loopback, no password). */
+  denied = 0;
+  /** Connections closed because all clients together held over `--max-client-memory`. */
+  evicted = 0;
   /** Successful data reloads. */
   reloads = 0;
   /** Reloads that kept the old data because the new file was bad. */
@@ -157,6 +163,9 @@ export class Counters {
       overlongLines: this.overlongLines,
       connectionErrors: this.connectionErrors,
       acceptErrors: this.acceptErrors,
+      connectionFaults: this.connectionFaults,
+      denied: this.denied,
+      evicted: this.evicted,
       lookups: this.lookups,
       hits: this.hits,
       misses: this.misses,

@@ -33,6 +33,10 @@ export interface MetricsSource {
   maxClients?: number;
   /** What /readyz answers: loaded, listening and not stopping. */
   ready?: boolean;
+  /** Bytes all clients hold now (buffers, commands' kept arguments and queues). */
+  clientMemory?: number;
+  /** `--max-client-memory`. */
+  maxClientMemory?: number;
 }
 
 type Sample = [labels: Record<string, string>, value: number];
@@ -104,7 +108,7 @@ export function formatMetrics(source: MetricsSource): string {
   metric(
     "sipdir_connections_idle_closed_total",
     "counter",
-    "Connections closed after --timeout without progress.",
+    "Connections closed after --timeout (or --redis-timeout) without progress.",
     one(counters.idleClosed),
   );
   metric(
@@ -119,6 +123,40 @@ export function formatMetrics(source: MetricsSource): string {
     "Failed accepts (out of descriptors, reset before accept).",
     one(counters.acceptErrors),
   );
+  metric(
+    "sipdir_connection_faults_total",
+    "counter",
+    "Connections closed by a fault in sipdir's handling of them (a bug: see the ERROR log).",
+    one(counters.connectionFaults),
+  );
+  metric(
+    "sipdir_connections_denied_total",
+    "counter",
+    "Connections to the Redis port refused by protected mode (not loopback, no password).",
+    one(counters.denied),
+  );
+  metric(
+    "sipdir_connections_evicted_total",
+    "counter",
+    "Connections closed because all clients held over --max-client-memory.",
+    one(counters.evicted),
+  );
+  if (source.clientMemory !== undefined) {
+    metric(
+      "sipdir_client_memory_bytes",
+      "gauge",
+      "Bytes all clients hold: read and reply buffers, commands' kept arguments and queues.",
+      one(source.clientMemory),
+    );
+  }
+  if (source.maxClientMemory !== undefined) {
+    metric(
+      "sipdir_client_memory_max_bytes",
+      "gauge",
+      "--max-client-memory: past it, the clients holding the most are closed.",
+      one(source.maxClientMemory),
+    );
+  }
   metric(
     "sipdir_connections_open",
     "gauge",

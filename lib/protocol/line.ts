@@ -14,6 +14,7 @@ import type { Protocol, Replies } from "./protocol.ts";
 const logger = getLogger(["sipdir", "line"]);
 
 const LF = 0x0a;
+const CR = 0x0d;
 /** The answer to an unknown AOR. */
 const EMPTY_ANSWER = new Uint8Array([LF]);
 
@@ -37,6 +38,11 @@ export interface LineState {
    * request, as the old server's clients expect.
    */
   lineEnded: boolean;
+  /**
+   * The last request was answered as a bare one (at a pause): a line end
+   * that comes next completes that request, late, and is not one more.
+   */
+  bareAnswered: boolean;
 }
 
 /**
@@ -82,7 +88,7 @@ export class LineProtocol implements Protocol<LineState> {
 
   /** A new connection's state. */
   createState(): LineState {
-    return { lineEnded: false };
+    return { lineEnded: false, bareAnswered: false };
   }
 
   /** Only a client that has never sent a line end sends bare requests. */
@@ -96,7 +102,9 @@ export class LineProtocol implements Protocol<LineState> {
    */
   pause(state: LineState, buf: Uint8Array, pos: number, len: number, replies: Replies): number {
     if (state.lineEnded || pos === len) return pos;
-    return this.answer(state, buf, pos, len, true, replies);
+    const next = this.answer(state, buf, pos, len, true, replies);
+    state.bareAnswered = next === len;
+    return next;
   }
 
   /**
@@ -112,6 +120,10 @@ export class LineProtocol implements Protocol<LineState> {
     eof: boolean,
     replies: Replies,
   ): number {
+    if (state.bareAnswered && pos < len) {
+      pos = this.#lateLineEnd(state, buf, pos, len, eof);
+      if (state.bareAnswered) return pos;
+    }
     const directory = replies.directory;
     const framer = this.#framer;
     let lookups = 0;
@@ -159,6 +171,32 @@ export class LineProtocol implements Protocol<LineState> {
     counters.lookups += lookups;
     counters.hits += hits;
     counters.misses += lookups - hits;
+    return pos;
+  }
+
+  /**
+   * The bytes after a bare request that was answered: a line end (LF or
+   * CRLF) there is that request's own, sent late (a segment lost and
+   * retransmitted after the pause), and is dropped rather than answered as
+   * an empty line, which would shift every later answer by one. Returns
+   * where the next request starts; `state.bareAnswered` stays set only
+   * while a lone CR waits for the byte after it.
+   */
+  #lateLineEnd(state: LineState, buf: Uint8Array, pos: number, len: number, eof: boolean): number {
+    if (buf[pos] === LF) {
+      state.lineEnded = true;
+      state.bareAnswered = false;
+      return pos + 1;
+    }
+    if (buf[pos] === CR) {
+      if (pos + 1 === len && !eof) return pos;
+      if (buf[pos + 1] === LF) {
+        state.lineEnded = true;
+        state.bareAnswered = false;
+        return pos + 2;
+      }
+    }
+    state.bareAnswered = false;
     return pos;
   }
 

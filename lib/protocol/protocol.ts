@@ -82,6 +82,18 @@ export interface Protocol<S = unknown> {
     replies: Replies,
   ): number;
   /**
+   * Memory this connection's state holds beyond what the transport counts
+   * (arguments a command keeps, a transaction's queue), in bytes: counted
+   * against the limit of all clients' memory. Absent: none.
+   */
+  memory?(state: S): number;
+  /**
+   * Whether this connection is mid-request, or not yet admitted (not
+   * authenticated), with no unanswered bytes: then the stall timeout
+   * applies to it where idle connections are kept. Absent: never.
+   */
+  stalled?(state: S): boolean;
+  /**
    * Milliseconds of silence after which a connection's unanswered bytes are
    * offered to {@linkcode Protocol.pause}; 0 or absent: never.
    */

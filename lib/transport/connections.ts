@@ -1,6 +1,7 @@
 /**
- * The connections of every listener, as one set: one `--max-clients` across
- * all ports, one idle sweep, one drain on shutdown.
+ * The connections of every listener, as one set: one `--max-clients` and
+ * one bound on all clients' memory across all ports, one idle sweep, one
+ * drain on shutdown.
  *
  * @module
  */
@@ -9,11 +10,9 @@ import { getLogger } from "@logtape/logtape";
 import type { LiveDirectory } from "../directory/live.ts";
 import { describe } from "../errors.ts";
 import type { Counters, ProtocolCounters } from "../operations/counters.ts";
-import type { Protocol } from "../protocol/protocol.ts";
-import { collectGarbage } from "../operations/memory.ts";
+import { Connection, type ConnectionHost, type PortPolicy } from "./connection.ts";
 import { OutputPool } from "./output.ts";
-import { errorName, type NativeListener, peerOf, type StreamHandle } from "./native_tcp.ts";
-import { Session, type SessionHost } from "./session.ts";
+import { ReadBuffers } from "./read_buffers.ts";
 import { Throttle } from "./throttle.ts";
 
 const logger = getLogger(["sipdir", "server"]);
@@ -22,21 +21,18 @@ const logger = getLogger(["sipdir", "server"]);
 const DRAIN_QUIET = 50;
 /**
  * A client that keeps sending (a proxy under load) is never quiet. After
- * this long into the drain it is closed at the next moment it has nothing
+ * this long into the drain it is ended at the next moment it has nothing
  * unanswered and no answer half-written: it sees a clean end after a whole
  * answer and retries elsewhere, rather than waiting out the grace period to
  * be cut wherever it stands.
  */
 const DRAIN_BUSY = 250;
-/**
- * A closed connection's native socket state is freed only when the garbage
- * collector finalizes its handle, and little else makes garbage here, so
- * collections are rare: under connection churn, resident memory grew by
- * 100 MB and stayed (measured, 250 000 connections). The sweep collects
- * after this many connections ended (a pause of a few milliseconds), which
- * keeps memory flat.
- */
-const COLLECT_AFTER_ENDED = 1000;
+/** Accepting again after a failure (out of descriptors) waits this long at first, doubling. */
+const ACCEPT_BACKOFF_MIN = 5;
+/** … up to this. */
+const ACCEPT_BACKOFF_MAX = 250;
+/** Accept errors that mean the process or the system ran out of something. */
+const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
 /** Options of {@linkcode Connections}. */
 export interface ConnectionsOptions {
@@ -44,12 +40,24 @@ export interface ConnectionsOptions {
   live: LiveDirectory;
   /** Where to count. */
   counters: Counters;
-  /** Milliseconds without an answered request or write progress before a connection is closed. */
-  idleTimeout: number;
   /** Connections served at once, across all listeners; more are accepted and closed at once. */
   maxClients: number;
   /** Bytes of replies buffered for a client before they are written and its reading pauses. */
   maxPending: number;
+  /**
+   * Bytes all clients may hold together (read and reply buffers, commands'
+   * kept arguments and queues); past it, the connections holding the most
+   * are closed.
+   */
+  maxClientMemory: number;
+  /** Milliseconds a connection the server ends waits for its client to close its side. */
+  lingerTime: number;
+}
+
+/** A listener and how its connections are served. */
+export interface Port extends PortPolicy {
+  /** Where connections come from. */
+  readonly listener: Deno.TcpListener;
 }
 
 /**
@@ -57,15 +65,21 @@ export interface ConnectionsOptions {
  * they came in by. Idle connections are found by one periodic sweep over
  * last-activity stamps taken from a coarse clock, not by a timer each.
  */
-export class Connections implements SessionHost {
+export class Connections implements ConnectionHost {
   /** The directory answering lookups. */
   readonly live: LiveDirectory;
   /** The server's counters. */
   readonly totals: Counters;
   /** Output buffers, shared. */
   readonly pool: OutputPool = new OutputPool();
+  /** Read buffers lent to connections that pipeline. */
+  readonly readBuffers: ReadBuffers = new ReadBuffers();
+  /** What lingering connections read into and drop. */
+  readonly discard: Uint8Array = new Uint8Array(16 * 1024);
   /** Bytes of replies buffered for one client before it must wait. */
   readonly maxPending: number;
+  /** Milliseconds a connection the server ends waits for its client's end. */
+  readonly lingerTime: number;
   /** Whether each connection and request is logged (debug level). */
   readonly verbose: boolean = logger.isEnabledFor("debug");
   /** Resolves once every listener stopped and every connection is closed. */
@@ -75,19 +89,24 @@ export class Connections implements SessionHost {
    * it, so stamps lag real time by up to one sweep period.
    */
   now: number = performance.now();
-  readonly #idleTimeout: number;
+  /** Bytes all connections hold now. */
+  memory: number = 0;
   readonly #maxClients: number;
-  readonly #sessions = new Set<Session>();
-  readonly #listeners = new Set<NativeListener>();
-  readonly #period: number;
+  readonly #maxClientMemory: number;
+  readonly #connections = new Set<Connection>();
+  readonly #ports: Port[] = [];
+  #period: number = 500;
   readonly #rejectWarnings = new Throttle(10_000);
   readonly #acceptWarnings = new Throttle(10_000);
+  readonly #deniedWarnings = new Throttle(10_000);
+  readonly #evictWarnings = new Throttle(10_000);
+  readonly #faultWarnings = new Throttle(10_000);
   #resolveFinished!: () => void;
-  #sweeper: ReturnType<typeof setInterval>;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
-  #endedSinceCollect = 0;
-  /** Sessions waiting for their client's silence (see `Protocol.pause`), and the timer checking them. */
-  readonly #pausing = new Set<Session>();
+  #evicting = false;
+  /** Connections waiting for their client's silence (see `Protocol.pause`), and the timer checking them. */
+  readonly #pausing = new Set<Connection>();
   #pauseTimer: ReturnType<typeof setInterval> | undefined;
   #drainStart = 0;
   #drainDeadline = 0;
@@ -97,17 +116,15 @@ export class Connections implements SessionHost {
     this.live = options.live;
     this.totals = options.counters;
     this.maxPending = options.maxPending;
-    this.#idleTimeout = options.idleTimeout;
+    this.lingerTime = options.lingerTime;
     this.#maxClients = options.maxClients;
+    this.#maxClientMemory = options.maxClientMemory;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
-    // Timeouts are checked to within a twentieth of their length.
-    this.#period = Math.min(500, Math.max(5, Math.floor(this.#idleTimeout / 20)));
-    this.#sweeper = setInterval(() => this.#sweep(), this.#period);
   }
 
   /** Connections open now. */
   get size(): number {
-    return this.#sessions.size;
+    return this.#connections.size;
   }
 
   /** The counters of `protocol`. */
@@ -115,26 +132,41 @@ export class Connections implements SessionHost {
     return this.totals.protocol(protocol);
   }
 
-  /** Serves the connections `listener` accepts with `protocol`, until shutdown. */
-  listen(listener: NativeListener, protocol: Protocol): void {
-    this.#listeners.add(listener);
-    this.totals.protocol(protocol.name);
-    listener.onConnection((handle) => {
-      if (typeof handle === "number") this.#acceptFailed(errorName(handle));
-      else this.#accept(handle, protocol);
+  /** Serves the connections `port.listener` accepts, until shutdown. */
+  listen(port: Port): void {
+    this.#ports.push(port);
+    this.totals.protocol(port.protocol.name);
+    // Timeouts are checked to within a twentieth of the shortest, and lingering within a tenth.
+    const timeouts = [port.idleTimeout, port.stallTimeout, this.lingerTime].filter((t) => t > 0);
+    const period = Math.min(500, Math.max(5, Math.floor(Math.min(...timeouts) / 20)));
+    if (this.#sweeper === undefined || period < this.#period) {
+      this.#period = period;
+      clearInterval(this.#sweeper);
+      this.#sweeper = setInterval(() => this.#sweep(), period);
+    }
+    this.#acceptLoop(port).catch((error) => {
+      logger.error("stopped accepting on a port: {error}\n{stack}", {
+        error: describe(error),
+        stack: (error as Error)?.stack ?? "",
+      });
     });
   }
 
   /**
-   * Stops accepting, answers every request already received, then closes
+   * Stops accepting, answers every request already received, then ends
    * each connection; any left after `grace` milliseconds are closed anyway.
    * Resolves when everything is closed.
    */
   shutdown(grace: number): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
-      for (const listener of this.#listeners) listener.close();
-      this.#listeners.clear();
+      for (const port of this.#ports) {
+        try {
+          port.listener.close();
+        } catch {
+          // Already closed.
+        }
+      }
       this.#drainStart = performance.now();
       this.#drainDeadline = this.#drainStart + grace;
       clearInterval(this.#sweeper);
@@ -149,14 +181,28 @@ export class Connections implements SessionHost {
     this.totals.connectionErrors++;
   }
 
+  /** A bug surfaced in a connection: logged with its stack (at most every 10 s), counted. */
+  faulted(connection: Connection, error: unknown): void {
+    this.totals.connectionFaults++;
+    const count = this.#faultWarnings.hit();
+    if (count > 0) {
+      logger.error("{count} connection(s) closed by a fault, last {peer}: {error}\n{stack}", {
+        count,
+        peer: connection.peer,
+        error: describe(error),
+        stack: (error as Error)?.stack ?? "",
+      });
+    }
+  }
+
   /**
-   * Checks `session.pauseDeadline` from now on, with a timer that runs only
-   * while some session waits: no timer per connection or per byte.
+   * Checks `connection.pauseDeadline` from now on, with a timer that runs
+   * only while some connection waits: no timer per connection or per byte.
    */
-  watchPause(session: Session): void {
-    this.#pausing.add(session);
+  watchPause(connection: Connection): void {
+    this.#pausing.add(connection);
     if (this.#pauseTimer !== undefined) return;
-    const every = Math.max(5, Math.floor((session.protocol.pauseAfter ?? 100) / 10));
+    const every = Math.max(5, Math.floor((connection.protocol.pauseAfter ?? 100) / 10));
     this.#pauseTimer = setInterval(() => {
       const now = performance.now();
       for (const waiting of this.#pausing) {
@@ -174,48 +220,86 @@ export class Connections implements SessionHost {
     }, every);
   }
 
-  /** A session has ended. */
-  ended(session: Session): void {
-    if (!this.#sessions.delete(session)) return;
+  /**
+   * The memory a connection holds changed. Past the bound on all clients'
+   * memory, the ones holding the most are closed, soon after (not inside a
+   * connection's own call).
+   */
+  memoryChanged(_connection: Connection, delta: number): void {
+    this.memory += delta;
+    if (this.memory > this.#maxClientMemory && !this.#evicting) {
+      this.#evicting = true;
+      queueMicrotask(() => this.#evict());
+    }
+  }
+
+  /** A connection has ended. */
+  ended(connection: Connection): void {
+    if (!this.#connections.delete(connection)) return;
     this.totals.open--;
-    this.#endedSinceCollect++;
     if (this.verbose) {
       logger.debug("{peer} disconnected ({reason})", {
-        peer: session.peer,
-        reason: session.reason,
+        peer: connection.peer,
+        reason: connection.reason,
       });
     }
     this.#maybeFinished();
   }
 
-  #accept(handle: StreamHandle, protocol: Protocol): void {
+  async #acceptLoop(port: Port): Promise<void> {
+    let backoff = 0;
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await port.listener.accept();
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        // A client that reset before accept() (ENOTCONN, ECONNABORTED): go
+        // on at once. Out of descriptors or memory: go on after a pause that
+        // lets them free up, rather than spin.
+        this.#acceptFailed(error);
+        if (!EXHAUSTED.has((error as { code?: string }).code ?? "")) continue;
+        backoff = Math.min(ACCEPT_BACKOFF_MAX, Math.max(ACCEPT_BACKOFF_MIN, backoff * 2));
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        continue;
+      }
+      backoff = 0;
+      this.#accept(conn, port);
+    }
+  }
+
+  #accept(conn: Deno.TcpConn, port: Port): void {
     if (this.#closing) {
-      handle.close();
+      conn.close();
       return;
     }
-    if (this.#sessions.size >= this.#maxClients) {
-      this.#reject(handle);
+    if (this.#connections.size >= this.#maxClients) {
+      this.#reject(conn);
       return;
     }
-    let session: Session;
-    try {
-      session = new Session(this, handle, peerOf(handle), protocol);
-    } catch (error) {
-      // A bug, not a client's doing; it must not take the process down.
-      logger.error("cannot serve a connection: {error}", { error: describe(error) });
-      handle.close();
-      return;
-    }
+    const connection = new Connection(this, conn, port);
     this.totals.accepted++;
     this.totals.open++;
-    this.#sessions.add(session);
-    if (this.verbose) logger.debug("{peer} connected", { peer: session.peer });
-    session.start();
+    this.#connections.add(connection);
+    const refusal = port.refuse?.(conn.remoteAddr);
+    if (refusal !== undefined) {
+      this.totals.denied++;
+      const count = this.#deniedWarnings.hit();
+      if (count > 0) {
+        logger.warn(
+          "{count} connection(s) to the {protocol} port refused, last from {peer}: protected " +
+            "mode answers only loopback clients without a password (--redis-password-file, " +
+            "or --no-protected-mode)",
+          { count, protocol: port.protocol.name, peer: connection.peer },
+        );
+      }
+    } else if (this.verbose) {
+      logger.debug("{peer} connected", { peer: connection.peer });
+    }
+    connection.start(refusal);
   }
 
   #acceptFailed(error: unknown): void {
-    // Out of descriptors, or a client that reset before accept(): the
-    // listener goes on accepting (re-armed by the sweep).
     this.totals.acceptErrors++;
     const count = this.#acceptWarnings.hit();
     if (count > 0) {
@@ -226,9 +310,9 @@ export class Connections implements SessionHost {
     }
   }
 
-  #reject(handle: StreamHandle): void {
+  #reject(conn: Deno.TcpConn): void {
     this.totals.rejected++;
-    handle.close();
+    conn.close();
     const count = this.#rejectWarnings.hit();
     if (count > 0) {
       logger.warn("{count} connection(s) refused: {max} clients are connected (--max-clients)", {
@@ -238,64 +322,81 @@ export class Connections implements SessionHost {
     }
   }
 
+  /** Closes the connections holding the most memory until all hold less than the bound. */
+  #evict(): void {
+    this.#evicting = false;
+    let evicted = 0;
+    let largest = 0;
+    while (this.memory > this.#maxClientMemory) {
+      let most: Connection | undefined;
+      for (const connection of this.#connections) {
+        if (!connection.closed && (most === undefined || connection.memory > most.memory)) {
+          most = connection;
+        }
+      }
+      if (most === undefined || most.memory === 0) break;
+      largest = Math.max(largest, most.memory);
+      most.close("client memory over --max-client-memory");
+      evicted++;
+    }
+    this.totals.evicted += evicted;
+    const count = evicted > 0 ? this.#evictWarnings.hit() : 0;
+    if (count > 0) {
+      logger.warn(
+        "closed {count} connection(s) holding the most memory (up to {largest} bytes): " +
+          "all clients held over {max} bytes (--max-client-memory)",
+        { count, largest, max: this.#maxClientMemory },
+      );
+    }
+  }
+
   #sweep(): void {
     const now = this.now = performance.now();
     if (this.#closing) {
-      const late = now >= this.#drainDeadline;
-      for (const session of this.#sessions) {
-        // Quiet for a while and for a whole sweep (so at least one poll for
-        // I/O ran): whatever it sent has been read and answered.
-        const draining = now - this.#drainStart;
-        const quiet = session.reads === session.readsAtSweep && !session.writing &&
-          draining >= DRAIN_QUIET;
-        session.readsAtSweep = session.reads;
-        if (quiet || late || (draining >= DRAIN_BUSY && session.settled)) {
-          session.close("shutdown");
-        }
-      }
+      this.#sweepDraining(now);
       return;
     }
-    this.#checkDescriptors();
-    if (this.#endedSinceCollect >= COLLECT_AFTER_ENDED) {
-      this.#endedSinceCollect = 0;
-      collectGarbage();
-    }
     // One period more, because stamps lag: never close before the timeout.
-    const limit = now - this.#idleTimeout - this.#period;
-    for (const session of this.#sessions) {
-      if (session.lastActive < limit && !session.closed) {
+    const slack = this.#period;
+    for (const connection of this.#connections) {
+      if (connection.lingering) {
+        if (now >= connection.lingerDeadline) connection.close(connection.reason);
+        continue;
+      }
+      const port = connection.port;
+      const timeout = connection.stalled ? port.stallTimeout : port.idleTimeout;
+      if (timeout > 0 && connection.lastActive < now - timeout - slack && !connection.closed) {
         this.totals.idleClosed++;
-        session.close("idle");
+        connection.close("idle");
       }
     }
   }
 
-  /**
-   * Out of descriptors, accept() fails and the listener stops (see
-   * {@linkcode NativeListener.rearm}): say so once in a while, and re-arm
-   * every listener, so that accepting resumes as soon as descriptors free up.
-   */
-  #checkDescriptors(): void {
-    const failure = probeDescriptors();
-    if (failure !== undefined) this.#acceptFailed(failure);
-    for (const listener of this.#listeners) listener.rearm();
+  #sweepDraining(now: number): void {
+    const late = now >= this.#drainDeadline;
+    const draining = now - this.#drainStart;
+    for (const connection of this.#connections) {
+      if (late || (connection.lingering && now >= connection.lingerDeadline)) {
+        connection.close(connection.reason || "shutdown");
+        continue;
+      }
+      if (connection.lingering) continue;
+      // Quiet for a while and for a whole sweep (so at least one poll for
+      // I/O ran): whatever it sent has been read and answered.
+      const quiet = connection.reads === connection.readsAtSweep && !connection.writing &&
+        draining >= DRAIN_QUIET;
+      connection.readsAtSweep = connection.reads;
+      if (quiet || (draining >= DRAIN_BUSY && connection.settled)) {
+        void connection.end("shutdown");
+      }
+    }
   }
 
   #maybeFinished(): void {
-    if (this.#closing && this.#sessions.size === 0) {
+    if (this.#closing && this.#connections.size === 0) {
       clearInterval(this.#sweeper);
       clearInterval(this.#pauseTimer);
       this.#resolveFinished();
     }
-  }
-}
-
-/** Opens and closes a descriptor; returns the error when none is left. */
-function probeDescriptors(): unknown {
-  try {
-    Deno.openSync("/dev/null").close();
-    return undefined;
-  } catch (error) {
-    return error;
   }
 }

@@ -12,14 +12,24 @@ import { Counters } from "../operations/counters.ts";
 import { LineProtocol } from "../protocol/line.ts";
 import type { Protocol } from "../protocol/protocol.ts";
 import { Connections } from "./connections.ts";
-import { NativeListener } from "./native_tcp.ts";
+import { listenTcp } from "./listener.ts";
 
-/** One port and the protocol spoken there. */
+/** One port, the protocol spoken there and how its connections are kept. */
 export interface ListenSpec {
+  /** Address to listen on; the server's `hostname` by default. */
+  hostname?: string;
   /** Port to listen on; 0 picks a free one. */
   port: number;
   /** The protocol of that port. */
   protocol: Protocol;
+  /** Milliseconds a connection with nothing pending may stay idle; 0: for ever. The server's `idleTimeout` by default. */
+  idleTimeout?: number;
+  /** Milliseconds a connection may stall mid-request or unauthenticated; 0: for ever. `idleTimeout` by default. */
+  stallTimeout?: number;
+  /** Turn TCP keepalive on for its connections. Default false. */
+  keepAlive?: boolean;
+  /** What to send a client from `peer` before closing, instead of serving it; undefined to serve it. */
+  refuse?: (peer: Deno.NetAddr) => Uint8Array | undefined;
 }
 
 /** Options of {@linkcode serve}. */
@@ -38,8 +48,12 @@ export interface ServeOptions {
   idleTimeout?: number;
   /** Connections served at once, across all ports; more are accepted and closed at once. Default 10 000. */
   maxClients?: number;
-  /** Bytes of replies buffered for a client before they are written and its reading pauses. Default 1 MiB. */
+  /** Bytes of replies buffered for a client before they are written and its reading pauses. Default 64 KiB. */
   maxPending?: number;
+  /** Bytes all clients may hold together; past it, those holding the most are closed. Default 256 MiB. */
+  maxClientMemory?: number;
+  /** Milliseconds a connection the server ends waits for its client to close its side. Default 1000. */
+  lingerTime?: number;
   /** Where to count; a fresh {@linkcode Counters} by default. */
   counters?: Counters;
 }
@@ -76,6 +90,11 @@ export class Server {
     return this.#connections.size;
   }
 
+  /** Bytes all clients hold now: buffers, commands' kept arguments and queues. */
+  get clientMemory(): number {
+    return this.#connections.memory;
+  }
+
   /**
    * Stops accepting, answers every request already received, then closes
    * each connection; any left after `grace` milliseconds are closed anyway.
@@ -110,29 +129,39 @@ export function serve(options: ServeOptions): Server {
   const live = options.directory instanceof Directory
     ? new LiveDirectory(options.directory)
     : options.directory;
-  const specs = options.listen ?? [{
+  const specs: ListenSpec[] = options.listen ?? [{
     port: options.port ?? DEFAULTS.port,
     protocol: new LineProtocol({ maxLine: options.maxLine }),
   }];
   // Bind them all before serving any: a port in use leaves nothing half started.
-  const listeners: NativeListener[] = [];
+  const listeners: Deno.TcpListener[] = [];
   try {
-    for (const spec of specs) listeners.push(new NativeListener(hostname, spec.port));
+    for (const spec of specs) listeners.push(listenTcp(spec.hostname ?? hostname, spec.port));
   } catch (error) {
     for (const listener of listeners) listener.close();
     throw error;
   }
+  const idleTimeout = options.idleTimeout ?? DEFAULTS.idleTimeout;
   const connections = new Connections({
     live,
     counters: options.counters ?? new Counters(),
-    idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
     maxClients: options.maxClients ?? DEFAULTS.maxClients,
     maxPending: options.maxPending ?? DEFAULTS.maxPending,
+    maxClientMemory: options.maxClientMemory ?? DEFAULTS.maxClientMemory,
+    lingerTime: options.lingerTime ?? DEFAULTS.lingerTime,
   });
   const addrs = new Map<string, Deno.NetAddr>();
   specs.forEach((spec, i) => {
-    addrs.set(spec.protocol.name, listeners[i].addr);
-    connections.listen(listeners[i], spec.protocol);
+    const listener = listeners[i];
+    addrs.set(spec.protocol.name, listener.addr);
+    connections.listen({
+      listener,
+      protocol: spec.protocol,
+      idleTimeout: spec.idleTimeout ?? idleTimeout,
+      stallTimeout: spec.stallTimeout ?? spec.idleTimeout ?? idleTimeout,
+      keepAlive: spec.keepAlive ?? false,
+      refuse: spec.refuse,
+    });
   });
   return new Server(connections, addrs);
 }

@@ -192,6 +192,11 @@ export class RedisProtocol implements Protocol<RedisState> {
     return state.held.memory + state.queueMemory;
   }
 
+  /** Mid-command, or not authenticated yet: not an idle connection that a client keeps. */
+  stalled(state: RedisState): boolean {
+    return state.argsLeft > 0 || !state.authenticated;
+  }
+
   /** Answers the commands in `buf[pos, len)`, in order; see `Protocol.answer`. */
   answer(
     state: RedisState,
