@@ -13,9 +13,13 @@ import type { Replies } from "../protocol/protocol.ts";
 export const NO_DIRECTORY: Directory = new DirectoryBuilder(0).finish();
 
 const OUT_SIZE = 16 * 1024;
-/** Spare buffers kept, and the largest kept: at most 8 MiB idle. */
-const POOL_MAX = 32;
-const POOL_BUFFER_MAX = 256 * 1024;
+/**
+ * Spare buffers kept, and the largest kept: at most 8 MiB idle. A buffer is
+ * held from a connection's answers to the end of their write, and one pass
+ * of the event loop may answer 64 connections (see `serving_thread.ts`).
+ */
+const POOL_MAX = 128;
+const POOL_BUFFER_MAX = 64 * 1024;
 
 /**
  * Output buffers shared by all connections: a connection holds one only

@@ -13,8 +13,8 @@
 export const OWN_READ_BUFFER = 1024;
 /** A lent buffer's size: a deep pipeline is read, answered and consumed in pieces of this. */
 export const LENT_READ_BUFFER = 64 * 1024;
-/** Lent buffers kept for the next borrower: at most 2 MiB idle. */
-const KEPT = 32;
+/** Lent buffers kept for the next borrower (a connection holds one from its read to its answer, and one pass of the event loop may serve 64): at most 4 MiB idle. */
+const KEPT = 64;
 
 /**
  * Larger read buffers, shared by every connection of a server. A
