@@ -94,6 +94,9 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
   );
   for (const [signal, handler] of handlers) signals.addSignalListener(signal, handler);
   try {
+    // Before the load, so that a dump published while it runs is seen: it is
+    // reloaded as soon as the first one serves.
+    watcher = flags.watch ? watchData(flags.data, status) : undefined;
     // Before the load: liveness holds during a long start-up, readiness waits for it.
     if (flags.httpPort !== undefined) {
       try {
@@ -154,17 +157,8 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
     // A SIGTERM during start-up, after the load: stop now.
     if (status.stopping) stop();
     const ticker = flags.verbose ? setInterval(logCounters, COUNTERS_INTERVAL) : undefined;
-    watcher = flags.watch
-      ? watchDataFile({
-        path: flags.data,
-        onChange: () => void status.reloader?.request(),
-        onMissing: () =>
-          logger.warn("{path} is gone: still serving the data loaded from it, until it is back", {
-            path: flags.data,
-          }),
-      })
-      : undefined;
-
+    // A dump published while the first one loaded (the watcher saw it).
+    if (status.reloadPending) void status.reloader.request();
     await server.finished;
 
     clearInterval(ticker);
@@ -190,6 +184,27 @@ interface Status {
   reloader?: Reloader;
   /** SIGTERM or SIGINT arrived. */
   stopping: boolean;
+  /** The data file changed before the reloader existed: reload once it does. */
+  reloadPending?: boolean;
+}
+
+/** `--watch`: reloads the data file once it changed and is complete. */
+function watchData(path: string, status: Status): { close(): void } {
+  return watchDataFile({
+    path,
+    onChange: () => {
+      if (status.reloader === undefined) status.reloadPending = true;
+      else void status.reloader.request();
+    },
+    onMissing: () =>
+      logger.warn("{path} is gone: still serving the data loaded from it, until it is back", {
+        path,
+      }),
+    onWriting: () =>
+      logger.info("{path} is being written in place: reloading once its writer closes it", {
+        path,
+      }),
+  });
 }
 
 /** Serves /metrics, /healthz and /readyz from `status`. */

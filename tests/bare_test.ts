@@ -111,3 +111,19 @@ Deno.test("bare requests: max-line applies; the idle timeout counts them as acti
     client.close();
   });
 });
+
+Deno.test("bare requests: a line end that arrives after its request was answered completes it, late", async () => {
+  // A lost segment and its retransmit: the AOR, then its line end long after
+  // the bare wait, with the next request behind it. Each request is answered
+  // once, in order, and nothing shifts.
+  await withBareServer(WAIT, async (server, port) => {
+    const client = await LineClient.connect(port);
+    client.conn.setNoDelay(true);
+    assertEquals((await ask(client, "b2"))[0], B);
+    await new Promise((resolve) => setTimeout(resolve, WAIT * 2));
+    assertEquals((await ask(client, "\n0142e2fa3543cb32bf000100620002\n"))[0], A);
+    assertEquals((await ask(client, "nobody\n"))[0], "");
+    assertEquals(server.counters.lookups, 3);
+    client.close();
+  });
+});

@@ -142,6 +142,11 @@ Deno.test("container: non-root, SIGTERM, its command line parses; EXPOSE and VOL
   assertEquals(exposed.toSorted(), portsOf(flags).toSorted());
   const volumes = JSON.parse(only(runtime.steps, "VOLUME")) as string[];
   assertOk(volumes.includes(dirname(flags.data)), `--data ${flags.data} is on a VOLUME`);
+  // The Redis port, on every address, asks for a password: a secret's file,
+  // where podman and docker mount secrets (never a file in the image).
+  assertEquals(flags.redisIp, "0.0.0.0");
+  assertOk(flags.redisPasswordFile?.startsWith("/run/secrets/"), `${flags.redisPasswordFile}`);
+  assertOk(flags.protectedMode, "protected mode stays on");
 });
 
 // ------------------------------------------------------------------ Launchers
@@ -272,6 +277,30 @@ Deno.test("kubernetes: the Deployment's args, ports, probes and grace agree with
   assertEquals(container.securityContext.readOnlyRootFilesystem, true);
   assertEquals(container.securityContext.allowPrivilegeEscalation, false);
   assertEquals(container.securityContext.capabilities.drop, ["ALL"]);
+
+  // The Redis password: --redis-password-file is a key of a Secret, mounted
+  // read-only, readable by the pod's group only; protected mode stays on.
+  assertOk(flags.protectedMode, "protected mode stays on");
+  const secretDir = dirname(flags.redisPasswordFile!);
+  const secretMount = container.volumeMounts.find((m: Yaml) => m.mountPath === secretDir);
+  assertOk(secretMount, `a volume mounted at ${secretDir}`);
+  assertEquals(secretMount.readOnly, true);
+  const secret = pod.volumes.find((v: Yaml) => v.name === secretMount.name).secret;
+  assertOk(secret?.secretName, "the password comes from a Secret");
+  assertEquals(secret.items, [{ key: "redis-password", path: "redis-password" }]);
+  assertEquals(`${secretDir}/redis-password`, flags.redisPasswordFile);
+  assertEquals(secret.defaultMode & 0o007, 0, "not readable by others");
+  assertEquals(pod.securityContext.fsGroup, pod.securityContext.runAsGroup);
+  assertOk(
+    !kinds.has("Secret"),
+    "no Secret (no password) in the manifests: created by the operator",
+  );
+  // Kept idle connections are probed after 5 minutes, as Redis does.
+  assertOk(
+    pod.securityContext.sysctls.some((s: Yaml) =>
+      s.name === "net.ipv4.tcp_keepalive_time" && Number(s.value) <= 300
+    ),
+  );
 
   // The dump: the --data directory is a read-only mount of the claim.
   const mount = container.volumeMounts.find((m: Yaml) => m.mountPath === dirname(flags.data));

@@ -81,3 +81,72 @@ Deno.test("watch: rename-over, rewrite in place, a burst, a bad file, removal an
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("watch: a dump rewritten in place by a writer that stalls is not loaded until it closes it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-watch-" });
+  const path = `${dir}/regs`;
+  await Deno.writeTextFile(path, A.text);
+  const sipdir = await SipdirProcess.start(["-d", path, "-p", "0", "--watch"]);
+  try {
+    const port = await sipdir.port();
+    // As cp over the file does, with a stall after 60% of it (a slow disk, a
+    // network copy): far longer than the quiet time.
+    const from = sipdir.stderr.length;
+    const bytes = new TextEncoder().encode(B.text);
+    const cut = bytes.lastIndexOf(0x0a, Math.floor(bytes.length * 0.6)) + 1;
+    const file = await Deno.open(path, { write: true, truncate: true });
+    try {
+      await file.write(bytes.subarray(0, cut));
+      await sipdir.waitFor(
+        /being written in place: reloading once its writer closes it/,
+        20_000,
+        from,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Nothing of the half-written file is served: still all of A.
+      assertOk(await serving(port, A));
+      assertEquals((await sipdir.counters()).reloads, 0);
+      let done = cut;
+      while (done < bytes.length) done += await file.write(bytes.subarray(done));
+    } finally {
+      file.close();
+    }
+    assertOk((await nextReload(sipdir, from)).includes("reloaded"));
+    assertOk(await serving(port, B));
+    const client = await LineClient.connect(port);
+    await client.send(`${B.aors.at(-1)}\n`);
+    assertEquals(await client.line(), B.answer(B.aors.at(-1)!));
+    client.close();
+    assertEquals((await sipdir.counters()).reloads, 1);
+  } finally {
+    sipdir.kill("SIGTERM");
+    await sipdir.exit();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("watch: a dump published while the first one loads is served once that load ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-watch-" });
+  const path = `${dir}/regs`;
+  // The first dump comes through a FIFO: its load lasts until the test ends it.
+  await new Deno.Command("mkfifo", { args: [path] }).output();
+  const sipdir = await SipdirProcess.start(["-d", path, "-p", "0", "--watch"]);
+  try {
+    // Opening the FIFO for writing waits until sipdir's load opened it for reading.
+    const fifo = await Deno.open(path, { write: true });
+    // Meanwhile B is published the usual way, over the path being loaded.
+    await Deno.writeTextFile(`${dir}/regs.tmp`, B.text);
+    await Deno.rename(`${dir}/regs.tmp`, path);
+    const bytes = new TextEncoder().encode(A.text);
+    let done = 0;
+    while (done < bytes.length) done += await fifo.write(bytes.subarray(done));
+    fifo.close();
+    const port = await sipdir.port();
+    await nextReload(sipdir, 0);
+    assertOk(await serving(port, B), "the dump published during the first load is not served");
+  } finally {
+    sipdir.kill("SIGTERM");
+    await sipdir.exit();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

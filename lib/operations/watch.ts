@@ -1,5 +1,6 @@
 /**
- * Reloading when the data file changes (`--watch`).
+ * Reloading when the data file changes (`--watch`), never while it is
+ * still being written.
  *
  * @module
  */
@@ -10,22 +11,30 @@ import { basename, dirname, resolve } from "node:path";
 export interface WatchOptions {
   /** The data file. */
   path: string;
-  /** Called once the file has changed and been quiet for `quiet` ms. */
+  /** Called once the file has changed, is complete, and has been quiet for `quiet` ms. */
   onChange: () => void;
   /** Called instead when the file is gone at that moment. */
   onMissing?: () => void;
+  /** Called when the file has been quiet for `quiet` ms but its writer has not closed it yet. */
+  onWriting?: () => void;
   /** Milliseconds without a further change before `onChange`. Default 200. */
   quiet?: number;
 }
 
-/** Changes that can mean new data; "access" also fires when the file is only read. */
-const CHANGES = new Set<Deno.FsEvent["kind"]>(["create", "modify", "remove", "rename"]);
-
 /**
- * Watches the data file through its directory, so that the usual way to
- * publish a dump (write a new file, rename it over the old) is seen as well
- * as a rewrite in place. A burst of events makes one call, once the file has
- * been quiet for a while; a file that disappears is reported and waited for.
+ * Watches the data file through its directory, from the moment it is
+ * called: start it before the first load, and a dump published during that
+ * load is seen too.
+ *
+ * When is a changed file complete? Renamed over the path (the way to
+ * publish: write elsewhere, then rename), it is complete at once. Written
+ * in place (`cp`, `scp`, a shell redirect, an editor), it is complete when
+ * its writer closes it: the kernel reports that (inotify's close-after-write,
+ * which Deno reports as "access"; reading a file reports nothing). A writer
+ * that stalls mid-copy keeps the file open, so a half-written dump is never
+ * loaded, however long the stall. A burst of changes makes one call, once
+ * the file has been quiet for a while; a file that disappears is reported
+ * and waited for.
  *
  * @example
  * ```ts
@@ -48,8 +57,18 @@ export function watchDataFile(options: WatchOptions): { close(): void } {
   const quiet = options.quiet ?? 200;
   const watcher = Deno.watchFs(dirname(path), { recursive: false });
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Written in place since the last sign that the file is complete. */
+  let writing = false;
+  /** Something changed since the last call. */
+  let changed = false;
   const settle = async () => {
     timer = undefined;
+    if (writing) {
+      options.onWriting?.();
+      return;
+    }
+    if (!changed) return;
+    changed = false;
     try {
       await Deno.stat(path);
     } catch {
@@ -61,7 +80,26 @@ export function watchDataFile(options: WatchOptions): { close(): void } {
   (async () => {
     try {
       for await (const event of watcher) {
-        if (!CHANGES.has(event.kind) || !event.paths.some((p) => basename(p) === name)) continue;
+        if (!event.paths.some((p) => basename(p) === name)) continue;
+        switch (event.kind) {
+          case "create":
+          case "modify":
+            // Being written where it lies: complete only once closed.
+            writing = true;
+            break;
+          case "access":
+            // Closed after writing (inotify's IN_CLOSE_WRITE).
+            writing = false;
+            break;
+          case "rename":
+          case "remove":
+            // Replaced by a whole file, or gone: nothing is writing it here.
+            writing = false;
+            break;
+          default:
+            continue;
+        }
+        changed = true;
         clearTimeout(timer);
         timer = setTimeout(settle, quiet);
       }

@@ -6,9 +6,11 @@
  * answer is checked against the dump, byte for byte; sipsak checks a sample
  * first (and tells when Kamailio is up).
  *
- * sipdir runs with `--timeout 1`: Kamailio's connections are closed whenever
- * a process is idle for a second, and a second SIPp run after all of them
- * were closed shows ndb_redis reconnecting without a failed lookup.
+ * sipdir keeps Kamailio's Redis connections however long they are idle, as
+ * Redis does (`--timeout 1` closes idle line connections only): a SIPp run
+ * after a quiet spell reuses them. Then sipdir is restarted on the same port
+ * with `--redis-timeout 1`: ndb_redis reconnects to it, and again after
+ * that sipdir closed every idle connection, without a failed lookup.
  *
  * Loopback only; no root needed (Kamailio runs as whoever runs the test, its
  * runtime directory a temporary one). Needs kamailio, kamailio-redis-modules,
@@ -185,7 +187,7 @@ Deno.test({
 
     const dir = await Deno.makeTempDir({ prefix: "sipdir-kamailio-" });
     const dump = await tempFile(data.text);
-    const sipdir = await SipdirProcess.start([
+    let sipdir = await SipdirProcess.start([
       ...["-d", dump, "-p", "0", "--redis-port", "0", "--no-inspector-guard"],
       ...["--timeout", "1"],
     ]);
@@ -254,8 +256,39 @@ Deno.test({
         assertOk(after["redis.misses"] - before["redis.misses"] >= 500);
       });
 
+      await t.step("after a quiet spell past --timeout: the same connections serve", async () => {
+        const before = await sipdir.counters();
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        const some = [...data.aors.slice(200, 300), ...unknown.slice(100, 200)];
+        const counts = check(await sipp(dir, "quiet", sipPort, some), some, data);
+        const after = await sipdir.counters();
+        console.log(
+          `  requests ${counts.requests}, 200 ${counts.ok200}, 404 ${counts.ok404}, ` +
+            `failures ${counts.failures}; ${after.accepted - before.accepted} new connections`,
+        );
+        assertEquals([after.accepted, after.idleClosed], [before.accepted, before.idleClosed]);
+      });
+
+      await t.step("sipdir restarted on the same port: ndb_redis reconnects", async () => {
+        sipdir.kill("SIGTERM");
+        assertEquals((await sipdir.exit()).code, 0);
+        sipdir = await SipdirProcess.start([
+          ...["-d", dump, "-p", "0", "--redis-port", `127.0.0.1:${redisPort}`],
+          ...["--redis-timeout", "1"],
+        ]);
+        await sipdir.port();
+        const some = [...data.aors.slice(300, 400), ...unknown.slice(200, 300)];
+        const counts = check(await sipp(dir, "restart", sipPort, some), some, data);
+        const after = await sipdir.counters();
+        console.log(
+          `  requests ${counts.requests}, 200 ${counts.ok200}, 404 ${counts.ok404}, ` +
+            `failures ${counts.failures}; ${after.accepted} connections to the new sipdir`,
+        );
+        assertOk(after.accepted > 0, "no reconnection");
+      });
+
       await t.step("after sipdir closed every idle connection: ndb_redis reconnects", async () => {
-        // --timeout 1: wait (bounded) until no connection is open.
+        // --redis-timeout 1: wait (bounded) until no connection is open.
         const deadline = Date.now() + 15_000;
         let counters = await sipdir.counters();
         while (counters.open > 0) {

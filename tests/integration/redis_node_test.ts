@@ -4,7 +4,7 @@
  * RESP2 (its default: no HELLO, AUTH for a password), RESP2 by `HELLO 2` and
  * RESP3 by `HELLO 3`; and ioredis (RESP2 only; it has no RESP3). For each: connect,
  * GET hit and miss, MGET, a pipeline of 1000 GETs, MULTI/EXEC, reconnecting
- * after sipdir's idle timeout closed the connection, and a password.
+ * after sipdir's idle timeout (`--redis-timeout`) closed the connection, and a password.
  */
 
 import { createClient, RESP_TYPES } from "redis";
@@ -158,10 +158,10 @@ for (const [resp, variant] of VARIANTS) {
       } finally {
         await sipdir.stop();
       }
-      const idle = await RedisSipdir.start(data, { args: ["--timeout", "1", "-v"] });
+      const idle = await RedisSipdir.start(data, { args: ["--redis-timeout", "1", "-v"] });
       try {
         await t.step(
-          "reconnects after the idle timeout (--timeout 1)",
+          "reconnects after the idle timeout (--redis-timeout 1)",
           () => nodeRedisReconnect(idle, resp),
         );
       } finally {
@@ -243,9 +243,9 @@ Deno.test({
       await sipdir.stop();
     }
 
-    const idle = await RedisSipdir.start(data, { args: ["--timeout", "1", "-v"] });
+    const idle = await RedisSipdir.start(data, { args: ["--redis-timeout", "1", "-v"] });
     try {
-      await t.step("reconnects after the idle timeout (--timeout 1)", async () => {
+      await t.step("reconnects after the idle timeout (--redis-timeout 1)", async () => {
         const client = ioredis(idle.port);
         try {
           await within(10_000, "connect", client.connect());

@@ -132,6 +132,9 @@ Deno.test({
       }
       assertEquals(open, 10_000);
       const perConnection = ((await sipdir.rss()) - before) / 10_000;
+      console.log(
+        `  resident memory per idle connection: ${(perConnection / 1024).toFixed(1)} KiB`,
+      );
       assertAtMost(perConnection, 8192, "RSS bytes per idle connection");
       const lifetimes = await Promise.all(clients.map(async (client, i) => {
         await client.closed();
