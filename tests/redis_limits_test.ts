@@ -283,3 +283,68 @@ Deno.test("redis limits: an HTTP request on the Redis port is closed unanswered,
     ]);
   }
 });
+
+Deno.test("redis limits: what the differential fuzz found, answered as redis-server 7.0.15 does", async () => {
+  const cases: [string | Uint8Array, string][] = [
+    // A vertical tab or a form feed is part of an inline argument.
+    ["PING\x0bx\r\n", "-ERR unknown command 'PING\x0bx', with args beginning with: \r\n"],
+    ["GET\x0ck1\r\n", "-ERR unknown command 'GET\x0ck1', with args beginning with: \r\n"],
+    // A count at most zero, however long, is skipped.
+    ["*-1000000000000000\r\nPING\r\n", "+PONG\r\n"],
+    // SELECT: past a 32-bit int, and past a 64-bit one.
+    [
+      "SELECT 2147483648\r\n",
+      "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n",
+    ],
+    [
+      "SELECT -9223372036854775808\r\n",
+      "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n",
+    ],
+    ["SELECT 9223372036854775808\r\n", "-ERR value is not an integer or out of range\r\n"],
+    // A refused EXEC aborts, and ends the transaction.
+    [
+      "EXEC x\r\n",
+      "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n",
+    ],
+    [
+      "MULTI\r\nEXEC x\r\nPING\r\n",
+      "+OK\r\n-EXECABORT Transaction discarded because of: wrong number of arguments for " +
+      "'exec' command\r\n+PONG\r\n",
+    ],
+    // HELLO: a version that is an integer past 2^53; options in order.
+    ["HELLO 1000000000000000000\r\n", "-NOPROTO unsupported protocol version\r\n"],
+    [
+      "HELLO 3 AUTH nouser x AUTH default y\r\n",
+      "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    ],
+    [
+      "HELLO 3 AUTH nouser x foo\r\n",
+      "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    ],
+    [
+      "HELLO 3 SETNAME a foo\r\nCLIENT GETNAME\r\n",
+      "-ERR Syntax error in HELLO option 'foo'\r\n$1\r\na\r\n",
+    ],
+    // An option's name is compared up to a NUL, as strcasecmp does.
+    [
+      cmd("HELLO", "3", "AUTH\0x", "nouser", "pw"),
+      "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    ],
+    // Names are lowered by ASCII rules only: the Kelvin sign is not a k.
+    [
+      cmd("UNLIN\u212a", "x"),
+      "-ERR unknown command 'UNLIN\xe2\x84\xaa', with args beginning with: 'x' \r\n",
+    ],
+  ];
+  for (const [input, expected] of cases) {
+    const { bytes } = await exchange(new RedisProtocol({ info }), input, {
+      directory,
+      eof: false,
+    });
+    assertEquals(
+      latin1(bytes),
+      expected,
+      latin1(typeof input === "string" ? encoder.encode(input) : input),
+    );
+  }
+});

@@ -10,6 +10,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Replies } from "../protocol.ts";
 import { globMatch } from "./glob.ts";
+import { parseInteger } from "./integers.ts";
 import type { Resp, RespWriter } from "./reply.ts";
 
 /** How the parser treats a command's arguments. */
@@ -130,6 +131,7 @@ export const ERRORS = {
   readonly: "READONLY You can't write against a read only replica.",
   dbRange: "ERR DB index is out of range",
   notInteger: "ERR value is not an integer or out of range",
+  notInt32: "ERR value is out of range, value must between -2147483648 and 2147483647",
   cluster: "ERR This instance has cluster support disabled",
   clientName: "ERR Client names cannot contain spaces, newlines or special characters.",
   multiNested: "ERR MULTI calls can not be nested",
@@ -261,6 +263,8 @@ export interface Context {
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
 const OK = encoder.encode("OK");
 const PONG = encoder.encode("PONG");
 const QUEUED = encoder.encode("QUEUED");
@@ -275,17 +279,46 @@ export function queued(context: Context, out: Replies): void {
   context.resp.simple(out, QUEUED);
 }
 
-/** An integer by Redis's rules (`string2ll`): no sign but `-`, no leading zero, no `-0`. */
-function integer(value: string): number {
-  return /^(0|-?[1-9]\d{0,17})$/.test(value) ? Number(value) : NaN;
+/** An argument's integer by Redis's rules (`string2ll`); NaN when it is not one. */
+function integer(bytes: Uint8Array): number {
+  return parseInteger(bytes, 0, bytes.length);
 }
 
 function text(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
+/**
+ * `bytes` as text with ASCII letters in lower case and nothing else changed,
+ * one char per byte: how Redis matches names (`strcasecmp`), so that no
+ * Unicode case rule (the Kelvin sign lowering to `k`) makes a name of one
+ * that is not.
+ *
+ * @example
+ * ```ts
+ * import { asciiLower } from "./commands.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(asciiLower(new TextEncoder().encode("GeT")), "get");
+ * assert.notEqual(asciiLower(new TextEncoder().encode("UNLIN\u212a")), "unlink");
+ * ```
+ */
+export function asciiLower(bytes: Uint8Array, start = 0, end: number = bytes.length): string {
+  let text = "";
+  for (let i = start; i < end; i++) {
+    const c = bytes[i];
+    text += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
+  }
+  return text;
+}
+
+/** `bytes` up to a NUL, in lower case: what C's `strcasecmp` compares of an option's name. */
+function optionName(bytes: Uint8Array): string {
+  const nul = bytes.indexOf(0);
+  return asciiLower(bytes, 0, nul < 0 ? bytes.length : nul);
+}
+
 function lower(bytes: Uint8Array): string {
-  return text(bytes).toLowerCase();
+  return asciiLower(bytes);
 }
 
 /**
@@ -319,8 +352,9 @@ export function runOther(
       out.close("QUIT");
       return;
     case "select": {
-      const index = integer(text(args[1]));
-      if (!Number.isSafeInteger(index)) resp.error(out, ERRORS.notInteger);
+      const index = integer(args[1]);
+      if (Number.isNaN(index)) resp.error(out, ERRORS.notInteger);
+      else if (index < INT_MIN || index > INT_MAX) resp.error(out, ERRORS.notInt32);
       else if (index !== 0) resp.error(out, ERRORS.dbRange);
       else ok(context, out);
       return;
@@ -491,14 +525,19 @@ function info(context: Context, out: Replies, sections: readonly string[]): stri
   );
 }
 
+/**
+ * `HELLO [version [AUTH user pass] [SETNAME name] …]`, as Redis runs it: the
+ * options in order, each taking effect as it is read (an `AUTH` that
+ * succeeds stays, even if a later option fails), the version only once all
+ * passed.
+ */
 function hello(context: Context, session: Session, args: readonly Uint8Array[], out: Replies) {
   const resp = context.resp;
   let version = session.resp as number;
   let i = 1;
   if (args.length > 1) {
-    const given = text(args[1]);
-    version = integer(given);
-    if (!Number.isSafeInteger(version)) {
+    version = integer(args[1]);
+    if (Number.isNaN(version)) {
       resp.error(out, ERRORS.protoNotInteger);
       return;
     }
@@ -508,20 +547,23 @@ function hello(context: Context, session: Session, args: readonly Uint8Array[], 
     }
     i = 2;
   }
-  let user: Uint8Array | null = null;
-  let pass: Uint8Array | null = null;
-  let name: Uint8Array | undefined;
   for (; i < args.length; i++) {
-    const option = lower(args[i]);
-    if (option === "auth" && i + 2 < args.length) {
-      user = args[++i];
-      pass = args[++i];
-    } else if (option === "setname" && i + 1 < args.length) {
-      name = args[++i];
+    const option = optionName(args[i]);
+    const more = args.length - 1 - i;
+    if (option === "auth" && more >= 2) {
+      if (!checkCredentials(context, args[i + 1], args[i + 2])) {
+        resp.error(out, ERRORS.wrongpass);
+        return;
+      }
+      session.authenticated = true;
+      i += 2;
+    } else if (option === "setname" && more >= 1) {
+      const name = args[++i];
       if (!validName(name)) {
         resp.error(out, ERRORS.clientName);
         return;
       }
+      session.name = name.length === 0 ? null : name;
     } else {
       resp.error(
         out,
@@ -530,18 +572,10 @@ function hello(context: Context, session: Session, args: readonly Uint8Array[], 
       return;
     }
   }
-  if (pass !== null) {
-    if (!checkCredentials(context, user!, pass)) {
-      resp.error(out, ERRORS.wrongpass);
-      return;
-    }
-    session.authenticated = true;
-  }
   if (!session.authenticated) {
     resp.error(out, ERRORS.helloNoauth);
     return;
   }
-  if (name !== undefined) session.name = name.length === 0 ? null : name;
   session.resp = version as Resp;
   resp.map(out, 7, session.resp);
   resp.bulkText(out, "server");

@@ -20,6 +20,23 @@ export function isSpace(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0x00;
 }
 
+/**
+ * Whether byte `c` ends an unquoted inline argument: a space, a tab, CR,
+ * LF or NUL, as `sdssplitargs` has it. Narrower than {@linkcode isSpace},
+ * which skips the blanks between arguments: a vertical tab or a form feed
+ * is part of an argument.
+ *
+ * @example
+ * ```ts
+ * import { endsWord } from "./inline.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([0x20, 0x09, 0x0b, 0x0c, 0x00].map(endsWord), [true, true, false, false, true]);
+ * ```
+ */
+export function endsWord(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x00;
+}
+
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 }
@@ -102,7 +119,7 @@ export function splitInline(line: Uint8Array, start: number, end: number): Uint8
           bytes.push(c);
         }
       } else {
-        if (p >= end || isSpace(line[p])) break;
+        if (p >= end || endsWord(line[p])) break;
         const c = line[p];
         if (c === 0x22) inDouble = true;
         else if (c === 0x27) inSingle = true;

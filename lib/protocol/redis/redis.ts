@@ -27,6 +27,7 @@ import { HeldArguments, QueuedCommand, queuedMemory } from "./arguments.ts";
 import {
   arityError,
   arityFits,
+  asciiLower,
   byteText,
   COMMANDS,
   type CommandSpec,
@@ -43,7 +44,8 @@ import {
   unknownCommandError,
 } from "./commands.ts";
 import { GetScanner, isGet } from "./get_scanner.ts";
-import { isSpace, splitInline } from "./inline.ts";
+import { endsWord, isSpace, splitInline } from "./inline.ts";
+import { parseInteger } from "./integers.ts";
 import { RespWriter } from "./reply.ts";
 
 const logger = getLogger(["sipdir", "redis"]);
@@ -383,11 +385,11 @@ export class RedisProtocol implements Protocol<RedisState> {
     if (!state.authenticated || state.multi) return false;
     let p = start;
     while (p < end && isSpace(buf[p])) p++;
-    if (end - p < 5 || !isGet(buf, p) || !isSpace(buf[p + 3])) return false;
+    if (end - p < 5 || !isGet(buf, p) || !endsWord(buf[p + 3])) return false;
     p += 4;
     while (p < end && isSpace(buf[p])) p++;
     const key = p;
-    for (; p < end && !isSpace(buf[p]); p++) {
+    for (; p < end && !endsWord(buf[p]); p++) {
       if (buf[p] === 0x22 || buf[p] === 0x27) return false;
     }
     const keyEnd = p;
@@ -444,7 +446,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     // GET, the hot path, without decoding its name.
     const spec = end - start === 3 && isGet(buf, start)
       ? GET
-      : COMMANDS.get(this.#decoder.decode(buf.subarray(start, end)).toLowerCase());
+      : COMMANDS.get(asciiLower(buf, start, end));
     state.spec = spec ?? null;
     if (spec === undefined) {
       if (isCrossProtocol(buf, start, end)) {
@@ -471,12 +473,28 @@ export class RedisProtocol implements Protocol<RedisState> {
     return `ERR MULTI can queue at most ${this.#maxCommand} bytes of commands`;
   }
 
-  /** Why `spec` with `argc` arguments is refused here, in Redis's order; "" if it is not. */
+  /**
+   * Why `spec` with `argc` arguments is refused here, in Redis's order; ""
+   * if it is not. A refused `EXEC` aborts the transaction, as in Redis
+   * (`execCommandAbort`), whether one was open or not.
+   */
   #refusal(state: RedisState, spec: CommandSpec, argc: number): string {
-    if (!arityFits(spec, argc)) return arityError(spec.name);
-    if (!state.authenticated && !spec.noAuth) return ERRORS.noauth;
-    if (spec.kind === "write") return ERRORS.readonly;
-    return "";
+    const refusal = !arityFits(spec, argc)
+      ? arityError(spec.name)
+      : !state.authenticated && !spec.noAuth
+      ? ERRORS.noauth
+      : spec.kind === "write"
+      ? ERRORS.readonly
+      : "";
+    if (refusal === "" || spec.name !== "exec") return refusal;
+    const reason = refusal.startsWith("ERR ") ? refusal.slice(4) : refusal;
+    return `EXECABORT Transaction discarded because of: ${reason}`;
+  }
+
+  /** After a refused command: a transaction is aborted at its `EXEC`, or ends now if `EXEC` itself was refused. */
+  #refused(state: RedisState, spec: CommandSpec | null): void {
+    if (spec?.name === "exec") this.#endMulti(state);
+    else if (state.multi) state.multiFailed = true;
   }
 
   /** The current command has all its arguments: its reply, unless its keys were answered already. */
@@ -488,7 +506,7 @@ export class RedisProtocol implements Protocol<RedisState> {
         ? unknownCommandError(state.nameSent, state.listed)
         : state.error;
       resp.error(out, error);
-      if (state.multi) state.multiFailed = true;
+      this.#refused(state, spec);
     } else if (state.multi && !spec!.transaction) {
       this.#queue(state, state.held.list(), out);
     } else if (spec!.kind === "exists") {
@@ -503,7 +521,7 @@ export class RedisProtocol implements Protocol<RedisState> {
   #runInline(state: RedisState, args: Uint8Array[], out: Replies): void {
     const resp = this.#context.resp;
     const name = args[0];
-    const spec = COMMANDS.get(this.#decoder.decode(name).toLowerCase());
+    const spec = COMMANDS.get(asciiLower(name));
     if (spec === undefined) {
       if (isCrossProtocol(name, 0, name.length)) {
         this.#crossProtocol(out);
@@ -520,7 +538,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     const error = this.#refusal(state, spec, args.length);
     if (error !== "") {
       resp.error(out, error);
-      if (state.multi) state.multiFailed = true;
+      this.#refused(state, spec);
     } else if (state.multi && !spec.transaction) {
       this.#queue(state, args, out);
     } else {
@@ -530,7 +548,7 @@ export class RedisProtocol implements Protocol<RedisState> {
 
   /** Queues a command inside `MULTI`, unless its subcommand is refused or the queue is full. */
   #queue(state: RedisState, args: Uint8Array[], out: Replies): void {
-    const refused = subcommandError(this.#decoder.decode(args[0]).toLowerCase(), args);
+    const refused = subcommandError(asciiLower(args[0]), args);
     if (refused !== "") {
       this.#context.resp.error(out, refused);
       state.multiFailed = true;
@@ -610,7 +628,7 @@ export class RedisProtocol implements Protocol<RedisState> {
     const exec = state.exec!;
     while (exec.command < exec.queue.length) {
       const args = exec.queue[exec.command].list();
-      const spec = COMMANDS.get(this.#decoder.decode(args[0]).toLowerCase())!;
+      const spec = COMMANDS.get(asciiLower(args[0]))!;
       if (spec.kind === "mget") {
         // Resumable key by key: its reply may be large.
         if (exec.key === 1) this.#context.resp.array(out, args.length - 1);
@@ -702,24 +720,4 @@ function isCrossProtocol(buf: Uint8Array, start: number, end: number): boolean {
   return n === 5 && (buf[start] | 0x20) === 0x68 && (buf[start + 1] | 0x20) === 0x6f &&
     (buf[start + 2] | 0x20) === 0x73 && (buf[start + 3] | 0x20) === 0x74 &&
     buf[start + 4] === 0x3a;
-}
-
-/**
- * The decimal integer in `buf[start, end)`, optionally negative; NaN if it
- * is not one. Redis's rules (`string2ll`): no sign but `-`, no leading
- * zero, no `-0`.
- */
-function parseInteger(buf: Uint8Array, start: number, end: number): number {
-  let i = start;
-  const negative = buf[i] === 0x2d;
-  if (negative) i++;
-  if (i === end || end - i > 15) return NaN;
-  if (buf[i] === 0x30 && (end - i > 1 || negative)) return NaN;
-  let n = 0;
-  for (; i < end; i++) {
-    const digit = buf[i] - 0x30;
-    if (digit < 0 || digit > 9) return NaN;
-    n = n * 10 + digit;
-  }
-  return negative ? -n : n;
 }
