@@ -22,6 +22,7 @@ import { type ListenSpec, serve, type Server } from "./transport/server.ts";
 import { type HttpEndpoint, serveHttp } from "./operations/http.ts";
 import { formatMetrics } from "./operations/metrics.ts";
 import { watchDataFile } from "./operations/watch.ts";
+import { JournalFollower } from "./journal/follower.ts";
 import { Counters } from "./operations/counters.ts";
 import { ListenError } from "./transport/listener.ts";
 import { protectedModeRefusal } from "./protocol/redis/protected_mode.ts";
@@ -121,7 +122,7 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
     }
     let live: LiveDirectory;
     try {
-      live = await loadLive(flags, loader);
+      live = await loadLive(flags, loader, status);
     } catch (error) {
       if (status.stopping) {
         logger.info("stopped");
@@ -129,6 +130,19 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
       }
       if (error instanceof DataError) return fatal(error.message);
       throw error;
+    }
+    if (flags.journal !== undefined) {
+      // Before listening: the first answers already include the journal's changes.
+      status.journal = new JournalFollower({
+        path: flags.journal,
+        live,
+        counters: status.counters,
+      });
+      await status.journal.start(status.loadedSequence ?? 0);
+      logger.info("following the journal {path}: applied up to sequence {sequence}", {
+        path: flags.journal,
+        sequence: status.journal.applied,
+      });
     }
     status.live = live;
     let server: Server;
@@ -145,6 +159,9 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
       path: flags.data,
       minRatio: flags.reloadMinRatio,
       load: (path) => loader.load({ path, background: true }),
+      prepare: status.journal === undefined
+        ? undefined
+        : (loaded) => status.journal!.prepare(loaded.directory, loaded.report.sequence),
     });
     stop = () => {
       // Not ready from now on: load balancers stop sending clients here.
@@ -166,6 +183,7 @@ export async function runService(flags: Flags, signals: SignalSource = Deno): Pr
     logger.info("stopped");
     return 0;
   } finally {
+    status.journal?.close();
     watcher?.close();
     await http?.shutdown();
     loader.close();
@@ -186,6 +204,10 @@ interface Status {
   stopping: boolean;
   /** The data file changed before the reloader existed: reload once it does. */
   reloadPending?: boolean;
+  /** The sequence number the first dump declared. */
+  loadedSequence?: number;
+  /** `--journal`'s follower. */
+  journal?: JournalFollower;
 }
 
 /** `--watch`: reloads the data file once it changed and is complete. */
@@ -225,6 +247,7 @@ function startHttp(flags: Flags, status: Status): HttpEndpoint {
         ready: ready(),
         clientMemory: status.server?.clientMemory,
         maxClientMemory: flags.maxClientMemory,
+        journal: status.journal,
       }),
   });
   logger.info("HTTP (/metrics, /healthz, /readyz) on {address}", {
@@ -305,7 +328,11 @@ function holdInspectorAddress(): { close(): void } {
  * and logs the result. Its own function, so that no frame that lives as long
  * as the server keeps the first directory alive after a reload replaced it.
  */
-async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirectory> {
+async function loadLive(
+  flags: Flags,
+  loader: WorkerLoader,
+  status: Status,
+): Promise<LiveDirectory> {
   const progress = Deno.stderr.isTerminal()
     ? progressLine({ label: flags.data, writer: Deno.stderr })
     : undefined;
@@ -316,6 +343,7 @@ async function loadLive(flags: Flags, loader: WorkerLoader): Promise<LiveDirecto
     });
     progress?.clear();
     collectGarbage();
+    status.loadedSequence = report.sequence;
     logger.info(
       "loaded {entries} entries ({duplicates} duplicates) from {path}: {bytes} bytes in {ms} ms",
       { ...report, path: flags.data, ms: Math.round(report.ms) },

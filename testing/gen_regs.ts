@@ -5,6 +5,8 @@
  * deno task gen -- 1000000 out.jsonl                 # 1M registrations
  * deno task gen -- 1000 data/regs --keys keys.txt    # and the AORs, one a line
  * deno task gen -- 20000000 big.jsonl --small        # minimal records, for scale tests
+ * deno task gen -- 1000 regs --sequence 500 --journal journal --changes 2000
+ *                                 # a dump at sequence 500, and 2000 changes after it
  * ```
  *
  * The first record is always the example from the original dump; a small
@@ -81,13 +83,7 @@ export function seededRandom(seed: number): () => number {
 export function* generateRegistrations(options: GenerateOptions): Generator<GeneratedLine> {
   const next = seededRandom(options.seed ?? 1);
   const dupShare = options.duplicates ?? 0.01;
-  const pick = (chars: string, n: number) => {
-    let s = "";
-    for (let i = 0; i < n; i++) s += chars[Math.floor(next() * chars.length)];
-    return s;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const ip = () => `${1 + int(254)}.${int(256)}.${int(256)}.${1 + int(254)}`;
+  const { pick, int } = draws(next);
   const aors: string[] = [];
   for (let i = 0; i < options.count; i++) {
     if (i === 0) {
@@ -104,39 +100,95 @@ export function* generateRegistrations(options: GenerateOptions): Generator<Gene
       ? pick(HEX, 18) + String(100000000000 + int(900000000000)).slice(0, 12)
       : pick(ALNUM, 32);
     if (!duplicate) aors.push(aor);
-    const host = ip();
-    if (options.small) {
-      yield {
-        aor,
-        line: JSON.stringify({ addressOfRecord: aor, contact: `<sip:${aor}@${host}>` }),
-        duplicate,
-      };
-      continue;
-    }
-    const ebcid = pick(B64, 11);
-    const [userAgent, rawUserAgent] = PHONES[int(PHONES.length)];
-    const created = new Date(Date.UTC(2016, 0, 1) + int(365 * 86_400_000)).toISOString();
-    const record = {
-      addressOfRecord: aor,
-      tenantId: "0127d974-f9f3-0704-2dee-000100420001",
-      uri: `sip:${aor}@${host};jbcuser=cpe70;x-ebcid=${ebcid}`,
-      contact: `<sip:${aor}@${host};jbcuser=cpe70;x-ebcid=${ebcid}>;methods="${METHODS}"`,
-      path: [`<sip:${pick(B64, 32)}@${ip()}:5060;lr>`],
-      source: `${ip()}:${1024 + int(64000)}`,
-      target: `${ip()}:5061`,
-      userAgent,
-      rawUserAgent,
-      created,
-      lineId: `${pick(HEX, 8)}-${pick(HEX, 4)}-${pick(HEX, 4)}-${pick(HEX, 4)}-${pick(HEX, 12)}`,
-    };
-    yield { aor, line: JSON.stringify(record), duplicate };
+    yield { aor, line: makeRecord(aor, next, options.small ?? false), duplicate };
   }
 }
 
-/** Writes a dump (and optionally its distinct AORs) to files. */
+/** Random strings, integers and addresses drawn from `next`. */
+function draws(next: () => number) {
+  const pick = (chars: string, n: number) => {
+    let s = "";
+    for (let i = 0; i < n; i++) s += chars[Math.floor(next() * chars.length)];
+    return s;
+  };
+  const int = (n: number) => Math.floor(next() * n);
+  const ip = () => `${1 + int(254)}.${int(256)}.${int(256)}.${1 + int(254)}`;
+  return { pick, int, ip };
+}
+
+/** One registration of `aor`, compact JSON, drawn from `next`. */
+function makeRecord(aor: string, next: () => number, small: boolean): string {
+  const { pick, int, ip } = draws(next);
+  const host = ip();
+  if (small) return JSON.stringify({ addressOfRecord: aor, contact: `<sip:${aor}@${host}>` });
+  const ebcid = pick(B64, 11);
+  const [userAgent, rawUserAgent] = PHONES[int(PHONES.length)];
+  const created = new Date(Date.UTC(2016, 0, 1) + int(365 * 86_400_000)).toISOString();
+  return JSON.stringify({
+    addressOfRecord: aor,
+    tenantId: "0127d974-f9f3-0704-2dee-000100420001",
+    uri: `sip:${aor}@${host};jbcuser=cpe70;x-ebcid=${ebcid}`,
+    contact: `<sip:${aor}@${host};jbcuser=cpe70;x-ebcid=${ebcid}>;methods="${METHODS}"`,
+    path: [`<sip:${pick(B64, 32)}@${ip()}:5060;lr>`],
+    source: `${ip()}:${1024 + int(64000)}`,
+    target: `${ip()}:5061`,
+    userAgent,
+    rawUserAgent,
+    created,
+    lineId: `${pick(HEX, 8)}-${pick(HEX, 4)}-${pick(HEX, 4)}-${pick(HEX, 4)}-${pick(HEX, 12)}`,
+  });
+}
+
+/** Options of {@linkcode generateJournal}. */
+export interface JournalOptions {
+  /** The AORs of the dump the journal follows. */
+  aors: readonly string[];
+  /** Lines to write. */
+  changes: number;
+  /** The dump's sequence number: the journal's first line is the next. Default 0. */
+  sequence?: number;
+  /** PRNG seed. Default 2. */
+  seed?: number;
+  /** Share of lines that delete an AOR (the others register one again, or a new one). Default 0.05. */
+  deletes?: number;
+  /** Minimal records. */
+  small?: boolean;
+}
+
+/**
+ * Yields journal lines that follow a dump: an AOR of the dump registered
+ * again (a new contact), now and then a new AOR, or one deleted.
+ *
+ * @example
+ * ```ts
+ * import { generateJournal } from "./gen_regs.ts";
+ * const [line] = generateJournal({ aors: ["a1"], changes: 1, sequence: 7, deletes: 0 });
+ * console.log(line); // {"seq":8,"put":{"addressOfRecord":"a1",…}}
+ * ```
+ */
+export function* generateJournal(options: JournalOptions): Generator<string> {
+  const next = seededRandom(options.seed ?? 2);
+  const deletes = options.deletes ?? 0.05;
+  let seq = options.sequence ?? 0;
+  for (let i = 0; i < options.changes; i++) {
+    seq++;
+    const fresh = next() < 0.01 || options.aors.length === 0;
+    const aor = fresh ? `new${seq}` : options.aors[Math.floor(next() * options.aors.length)];
+    if (!fresh && next() < deletes) {
+      yield JSON.stringify({ seq, del: aor });
+    } else {
+      yield `{"seq":${seq},"put":${makeRecord(aor, next, options.small ?? false)}}`;
+    }
+  }
+}
+
+/**
+ * Writes a dump (and optionally its distinct AORs) to files; with
+ * `sequence`, the dump's first line says it (`{"sequence":N}`).
+ */
 export async function writeRegistrations(
-  options: GenerateOptions & { out: string; keys?: string },
-): Promise<{ lines: number; duplicates: number }> {
+  options: GenerateOptions & { out: string; keys?: string; sequence?: number },
+): Promise<{ lines: number; duplicates: number; aors: string[] }> {
   const encoder = new TextEncoder();
   using out = await Deno.open(options.out, { write: true, create: true, truncate: true });
   using keys = options.keys === undefined
@@ -144,8 +196,9 @@ export async function writeRegistrations(
     : await Deno.open(options.keys, { write: true, create: true, truncate: true });
   let lines = 0;
   let duplicates = 0;
-  let text = "";
+  let text = options.sequence === undefined ? "" : `{"sequence":${options.sequence}}\n`;
   let keyText = "";
+  const aors: string[] = [];
   const flush = async () => {
     await writeAll(out, encoder.encode(text));
     if (keys) await writeAll(keys, encoder.encode(keyText));
@@ -154,11 +207,30 @@ export async function writeRegistrations(
   for (const { aor, line, duplicate } of generateRegistrations(options)) {
     text += line + "\n";
     if (duplicate) duplicates++;
-    else keyText += aor + "\n";
+    else {
+      keyText += aor + "\n";
+      aors.push(aor);
+    }
     if (++lines % 10_000 === 0) await flush();
   }
   await flush();
-  return { lines, duplicates };
+  return { lines, duplicates, aors };
+}
+
+/** Writes the journal {@linkcode generateJournal} yields to `out`. */
+export async function writeJournal(options: JournalOptions & { out: string }): Promise<void> {
+  const encoder = new TextEncoder();
+  using out = await Deno.open(options.out, { write: true, create: true, truncate: true });
+  let text = "";
+  let n = 0;
+  for (const line of generateJournal(options)) {
+    text += line + "\n";
+    if (++n % 10_000 === 0) {
+      await writeAll(out, encoder.encode(text));
+      text = "";
+    }
+  }
+  await writeAll(out, encoder.encode(text));
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
@@ -175,12 +247,22 @@ if (import.meta.main) {
       seed: { type: "string" },
       duplicates: { type: "string" },
       small: { type: "boolean" },
+      sequence: { type: "string" },
+      journal: { type: "string" },
+      changes: { type: "string" },
     },
   });
   const count = Number(positionals[0]);
-  if (positionals.length !== 2 || !Number.isInteger(count) || count < 1) {
+  const sequence = values.sequence === undefined ? undefined : Number(values.sequence);
+  const changes = Number(values.changes ?? 0);
+  if (
+    positionals.length !== 2 || !Number.isInteger(count) || count < 1 ||
+    (sequence !== undefined && !(Number.isSafeInteger(sequence) && sequence >= 0)) ||
+    !(Number.isSafeInteger(changes) && changes >= 0)
+  ) {
     console.error(
-      "usage: gen_regs.ts COUNT OUT [--keys FILE] [--seed N] [--duplicates SHARE] [--small]",
+      "usage: gen_regs.ts COUNT OUT [--keys FILE] [--seed N] [--duplicates SHARE] [--small]\n" +
+        "                  [--sequence N] [--journal FILE --changes N]",
     );
     Deno.exit(2);
   }
@@ -191,6 +273,19 @@ if (import.meta.main) {
     seed: values.seed === undefined ? undefined : Number(values.seed),
     duplicates: values.duplicates === undefined ? undefined : Number(values.duplicates),
     small: values.small,
+    sequence,
   });
   console.error(`wrote ${result.lines} registrations (${result.duplicates} duplicates)`);
+  if (values.journal !== undefined) {
+    await writeJournal({
+      out: values.journal,
+      aors: result.aors,
+      changes,
+      sequence: sequence ?? 0,
+      small: values.small,
+    });
+    console.error(
+      `wrote ${changes} changes to ${values.journal}, from sequence ${(sequence ?? 0) + 1}`,
+    );
+  }
 }

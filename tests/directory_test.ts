@@ -40,9 +40,7 @@ Deno.test("directory: find() looks keys up where they lie in a larger buffer", (
   const directory = build(100);
   const buf = encoder.encode("xxk42\nk7 k99");
   const id = directory.find(buf, 2, 5);
-  const out = new Uint8Array(directory.answerLength(id) + 3);
-  const end = directory.copyAnswer(id, out, 3);
-  assertEquals(decoder.decode(out.subarray(3, end)), "v42\n");
+  assertEquals(decoder.decode(directory.answer(id)), "v42\n");
   assertEquals(directory.find(buf, 6, 8) >= 0, true);
   assertEquals(directory.find(buf, 9, 12) >= 0, true);
   assertEquals(directory.find(buf, 6, 9), -1); // "k7 "

@@ -27,6 +27,7 @@ Deno.test("flags: defaults match the old server's", () => {
     maxClientMemory: 268435456,
     bareWait: 100,
     watch: false,
+    journal: undefined,
     reloadMinRatio: 0.5,
     inspectorGuard: true,
   });

@@ -20,7 +20,7 @@ export const USAGE: string =
   "[--http-port [ADDR:]PORT] [--log-format text|json] " +
   "[--max-line BYTES] [--max-clients N] [--max-pending BYTES] [--max-client-memory BYTES] " +
   "[--bare-wait SECONDS] " +
-  "[--watch] [--reload-min-ratio RATIO] " +
+  "[--watch] [--journal FILE] [--reload-min-ratio RATIO] " +
   "[--no-inspector-guard] [--version]";
 
 /** The full `--help` text. */
@@ -71,6 +71,8 @@ Options:
                            answered as one request after this silence, as the
                            old server did; 0 turns it off (default: ${D.bareWait / 1000})
       --watch              reload when the data file is replaced or rewritten
+      --journal FILE       apply the registration changes appended to FILE as
+                           they come (see docs/journal.md)
       --reload-min-ratio RATIO
                            refuse a reload that would serve fewer entries than
                            RATIO times those served now; 0 accepts any valid
@@ -134,6 +136,8 @@ export interface Flags {
   bareWait: number;
   /** `--watch`: reload when the data file changes. */
   watch: boolean;
+  /** `--journal`: the journal of changes to follow, if any. */
+  journal: string | undefined;
   /** `--reload-min-ratio`: 0 to 1. */
   reloadMinRatio: number;
   /** False with `--no-inspector-guard`. */
@@ -170,6 +174,7 @@ const OPTIONS = {
   "http-port": { type: "string" },
   "reload-min-ratio": { type: "string" },
   watch: { type: "boolean" },
+  journal: { type: "string" },
   "no-inspector-guard": { type: "boolean" },
 } as const;
 
@@ -274,6 +279,7 @@ export function parseFlags(args: readonly string[]): Flags {
     ),
     bareWait: seconds("bare-wait", text("bare-wait", String(D.bareWait / 1000)), 0),
     watch: given.watch === true,
+    journal: given.journal === undefined ? undefined : text("journal", ""),
     reloadMinRatio: ratio(
       "reload-min-ratio",
       text("reload-min-ratio", String(D.reloadMinRatio)),

@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { Changes } from "./changes.ts";
 import { mappedBuffer } from "./mapped_buffer.ts";
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -26,6 +27,8 @@ export const WARM_BATCH = 32;
 // answer length, key offset, key length.
 const STRIDE = 6;
 const MAX_CHUNKS = 0x10000;
+/** Entry numbers from here on are changes' (see {@linkcode Directory.changes}): the base has fewer. */
+const CHANGED = 0x40000000;
 
 /**
  * Probes the table for the key `buf[start, end)` with hash `h`: returns the
@@ -121,10 +124,15 @@ export class Directory {
   readonly #chunks: readonly Uint8Array[];
   readonly #entries: Uint32Array;
   readonly #slots: Int32Array;
-  /** Number of distinct AORs. */
-  readonly size: number;
-  /** Bytes held: answers, keys and the index. */
+  readonly #size: number;
+  /** Bytes held by the loaded data: answers, keys and the index (not the changes since). */
   readonly byteLength: number;
+  /**
+   * What a journal changed since this directory was loaded, looked up
+   * before the loaded data; null while nothing is followed. Set once, on the
+   * thread that serves it.
+   */
+  changes: Changes | null = null;
 
   /**
    * Rebuilds a directory from {@linkcode Directory.parts}, e.g. after they
@@ -134,7 +142,7 @@ export class Directory {
     this.#chunks = parts.chunks;
     this.#entries = parts.entries;
     this.#slots = parts.slots;
-    this.size = parts.size;
+    this.#size = parts.size;
     let bytes = parts.entries.byteLength + parts.slots.byteLength;
     for (const chunk of parts.chunks) bytes += chunk.byteLength;
     this.byteLength = bytes;
@@ -146,7 +154,12 @@ export class Directory {
    * were transferred.
    */
   parts(): DirectoryParts {
-    return { chunks: this.#chunks, entries: this.#entries, slots: this.#slots, size: this.size };
+    return { chunks: this.#chunks, entries: this.#entries, slots: this.#slots, size: this.#size };
+  }
+
+  /** Number of distinct AORs served: the loaded ones, with the changes since. */
+  get size(): number {
+    return this.#size + (this.changes?.sizeDelta ?? 0);
   }
 
   /**
@@ -155,29 +168,20 @@ export class Directory {
    */
   find(buf: Uint8Array, start: number, end: number): number {
     const h = hashBytes(buf, start, end);
+    const changes = this.changes;
+    if (changes !== null) {
+      const id = changes.find(buf, start, end, h);
+      if (id >= 0) return changes.isDeleted(id) ? -1 : CHANGED + id;
+    }
     const slots = this.#slots;
     return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
   }
 
-  /**
-   * Byte length of the registration of entry `id` (its compact JSON, without
-   * the final `\n`): the answer minus one.
-   */
-  valueLength(id: number): number {
-    return this.#entries[id * STRIDE + 3] - 1;
-  }
-
-  /**
-   * Copies the registration of entry `id` (without its final `\n`) into
-   * `out` at `pos`, which must have room for {@linkcode valueLength}; returns
-   * the offset after it.
-   */
-  copyValue(id: number, out: Uint8Array, pos: number): number {
-    const e = id * STRIDE;
-    const off = this.#entries[e + 2];
-    const len = this.#entries[e + 3] - 1;
-    out.set(this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + len), pos);
-    return pos + len;
+  /** The loaded data's entry for `buf[start, end)`, or -1: what is there under the changes. */
+  findInBase(buf: Uint8Array, start: number, end: number): number {
+    const h = hashBytes(buf, start, end);
+    const slots = this.#slots;
+    return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
   }
 
   /**
@@ -185,26 +189,13 @@ export class Directory {
    * `\n`), as a view into the directory's storage: it must not be modified.
    */
   value(id: number): Uint8Array {
+    if (id >= CHANGED) return this.changes!.value(id - CHANGED);
     const e = id * STRIDE;
     const off = this.#entries[e + 2];
     return this.#chunks[this.#entries[e + 1] & 0xffff].subarray(
       off,
       off + this.#entries[e + 3] - 1,
     );
-  }
-
-  /** Byte length of the answer of entry `id`, its final `\n` included. */
-  answerLength(id: number): number {
-    return this.#entries[id * STRIDE + 3];
-  }
-
-  /**
-   * Copies the answer of entry `id` into `out` at `pos`, which must have room
-   * for {@linkcode answerLength}; returns the offset after it.
-   */
-  copyAnswer(id: number, out: Uint8Array, pos: number): number {
-    out.set(this.answer(id), pos);
-    return pos + this.#entries[id * STRIDE + 3];
   }
 
   /**
@@ -238,6 +229,7 @@ export class Directory {
    * directory's storage: it must not be modified.
    */
   answer(id: number): Uint8Array {
+    if (id >= CHANGED) return this.changes!.answer(id - CHANGED);
     const e = id * STRIDE;
     const off = this.#entries[e + 2];
     return this.#chunks[this.#entries[e + 1] & 0xffff].subarray(off, off + this.#entries[e + 3]);
@@ -247,10 +239,7 @@ export class Directory {
   get(aor: string): Uint8Array | undefined {
     const key = new TextEncoder().encode(aor);
     const id = this.find(key, 0, key.length);
-    if (id < 0) return undefined;
-    const out = new Uint8Array(this.answerLength(id));
-    this.copyAnswer(id, out, 0);
-    return out;
+    return id < 0 ? undefined : this.answer(id).slice();
   }
 }
 

@@ -7,13 +7,19 @@
  * insignificant white space, and its final `\n` is made part of it, so that
  * every answer is ready to be copied to a socket as is.
  *
+ * A dump may start with a line that describes it instead of a registration:
+ * `{"sequence":1042}` says which line of the journal (`--journal`) it
+ * includes the changes up to, and `{"sequence":1042,"registrations":1000000}`
+ * also how many registration lines follow, so that a dump cut short is
+ * refused rather than served. A dump without it is at sequence 0.
+ *
  * @module
  */
 
 import { type Directory, DirectoryBuilder } from "../directory/directory.ts";
 import { mappedBuffer } from "../directory/mapped_buffer.ts";
 import { DataError } from "./data_error.ts";
-import { compactInPlace, RecordScanner } from "./record.ts";
+import { aorProblem, compactInPlace, RecordScanner, unescapedString } from "./record.ts";
 import { openSource } from "./source.ts";
 
 export { DataError } from "./data_error.ts";
@@ -40,6 +46,8 @@ export interface LoadReport {
   fileBytes: number;
   /** Wall-clock milliseconds from open to ready. */
   ms: number;
+  /** The journal sequence number the dump includes changes up to (its first line); 0 if it says none. */
+  sequence: number;
 }
 
 /** A loaded directory and what it took. */
@@ -142,6 +150,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
       if (error instanceof DataError && error.line > 0) await source.verify();
       throw error;
     }
+    loader.checkCount();
     const directory = loader.builder.finish();
     return {
       directory,
@@ -152,6 +161,7 @@ export async function loadDirectory(options: LoadOptions): Promise<LoadResult> {
         bytes: done,
         fileBytes: source.fileRead,
         ms: performance.now() - started,
+        sequence: loader.sequence,
       },
     };
   } finally {
@@ -175,6 +185,12 @@ class LineLoader {
   #keysFill = 0;
   line = 0;
   duplicates = 0;
+  /** The sequence number the dump's first line declares; 0 if none. */
+  sequence = 0;
+  /** Registration lines read. */
+  registrations = 0;
+  /** How many registration lines the first line says follow, if it says. */
+  #declared: number | undefined;
 
   constructor(path: string, expected: number) {
     this.#path = path;
@@ -211,7 +227,15 @@ class LineLoader {
       if (i === end || chunk[i] === LF) return i;
     }
     const scanner = this.#scanner;
-    if (!scanner.scan(chunk, start, end)) this.#fail(scanner.error);
+    if (!scanner.scan(chunk, start, end)) {
+      if (this.line === 1) {
+        const lf = chunk.subarray(start, end).indexOf(LF);
+        const lineEnd = lf < 0 ? end : start + lf;
+        if (this.#header(chunk, start, lineEnd)) return lineEnd;
+      }
+      this.#fail(scanner.error);
+    }
+    this.registrations++;
     const lineEnd = scanner.lineEnd;
     let answerEnd = scanner.contentEnd;
     if (!scanner.compact) {
@@ -224,8 +248,7 @@ class LineLoader {
     let keyOff = scanner.aorStart;
     let keyLen = scanner.aorEnd - scanner.aorStart;
     if (scanner.aorEscaped) {
-      const text = new TextDecoder().decode(chunk.subarray(keyOff - 1, scanner.aorEnd + 1));
-      const key = new TextEncoder().encode(JSON.parse(text) as string);
+      const key = unescapedString(chunk, keyOff, scanner.aorEnd);
       keyIndex = this.#storeKey(key);
       keyOff = this.#keysFill - key.length;
       keyLen = key.length;
@@ -239,19 +262,51 @@ class LineLoader {
     return lineEnd;
   }
 
+  /**
+   * Reads `chunk[start, end)`, the first line, as the dump's description
+   * (`{"sequence":N}`, optionally with `"registrations":M`); false when it
+   * is not one, so that it is reported as the registration it fails to be.
+   */
+  #header(chunk: Uint8Array, start: number, end: number): boolean {
+    let header: unknown;
+    try {
+      header = JSON.parse(new TextDecoder().decode(chunk.subarray(start, end)));
+    } catch {
+      return false;
+    }
+    if (typeof header !== "object" || header === null || !("sequence" in header)) return false;
+    const { sequence, registrations, ...others } = header as Record<string, unknown>;
+    const count = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+    if (Object.keys(others).length > 0) {
+      this.#fail(
+        `a first line with "sequence" describes the dump: unknown "${Object.keys(others)[0]}"`,
+      );
+    }
+    if (!count(sequence)) this.#fail(`"sequence" must be a whole number from 0`);
+    if (registrations !== undefined && !count(registrations)) {
+      this.#fail(`"registrations" must be a whole number from 0`);
+    }
+    this.sequence = sequence as number;
+    this.#declared = registrations as number | undefined;
+    return true;
+  }
+
+  /** A dump whose first line says how many registrations follow has them all, or is refused. */
+  checkCount(): void {
+    if (this.#declared !== undefined && this.#declared !== this.registrations) {
+      throw new DataError(
+        this.#path,
+        0,
+        `has ${this.registrations} registrations where its first line says ${this.#declared}: ` +
+          `cut short, or still being written?`,
+      );
+    }
+  }
+
   /** Rejects AORs that no request line could carry. */
   #checkKey(buf: Uint8Array, start: number, end: number): void {
-    if (start === end) this.#fail(`"addressOfRecord" is empty`);
-    const first = buf[start];
-    const last = buf[end - 1];
-    if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) {
-      this.#fail(`"addressOfRecord" starts or ends with white space, which requests cannot carry`);
-    }
-    for (let i = start; i < end; i++) {
-      if (buf[i] === LF || buf[i] === CR) {
-        this.#fail(`"addressOfRecord" contains a line break, which requests cannot carry`);
-      }
-    }
+    const problem = aorProblem(buf, start, end);
+    if (problem !== "") this.#fail(problem);
   }
 
   #storeKey(key: Uint8Array): number {

@@ -443,3 +443,49 @@ export function compactInPlace(buf: Uint8Array, start: number, end: number): num
   }
   return w;
 }
+
+/**
+ * Why the AOR `buf[start, end)` could never be asked for (empty, white
+ * space at an end, a line break inside: no request line can carry it), or
+ * "" when it can.
+ *
+ * @example
+ * ```ts
+ * import { aorProblem } from "./record.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode(" a1");
+ * assert.equal(aorProblem(bytes, 1, 3), "");
+ * assert.match(aorProblem(bytes, 0, 3), /white space/);
+ * ```
+ */
+export function aorProblem(buf: Uint8Array, start: number, end: number): string {
+  if (start === end) return `"addressOfRecord" is empty`;
+  const first = buf[start];
+  const last = buf[end - 1];
+  if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) {
+    return `"addressOfRecord" starts or ends with white space, which requests cannot carry`;
+  }
+  for (let i = start; i < end; i++) {
+    if (buf[i] === LF || buf[i] === CR) {
+      return `"addressOfRecord" contains a line break, which requests cannot carry`;
+    }
+  }
+  return "";
+}
+
+/**
+ * The bytes of a JSON string value written with escapes, `buf[start, end)`
+ * being what is between its quotes (already validated).
+ *
+ * @example
+ * ```ts
+ * import { unescapedString } from "./record.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode('"a\\u0031"');
+ * assert.equal(new TextDecoder().decode(unescapedString(bytes, 1, bytes.length - 1)), "a1");
+ * ```
+ */
+export function unescapedString(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const text = new TextDecoder().decode(buf.subarray(start - 1, end + 1));
+  return new TextEncoder().encode(JSON.parse(text) as string);
+}

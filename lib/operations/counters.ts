@@ -98,6 +98,12 @@ export class Counters {
   reloadFailures = 0;
   /** Reloads that kept the old data because the new file had too few entries. */
   reloadRefusals = 0;
+  /** Journal lines applied (again, for a reloaded dump, those above its sequence number). */
+  journalApplied = 0;
+  /** Journal lines skipped: at or below the sequence number already served. */
+  journalSkipped = 0;
+  /** Bad journal lines met (each stops applying until fixed). */
+  journalErrors = 0;
   readonly #protocols = new Map<string, ProtocolCounters>();
 
   /** The counters of `name`, created at first use. */
@@ -175,6 +181,9 @@ export class Counters {
       reloads: this.reloads,
       reloadFailures: this.reloadFailures,
       reloadRefusals: this.reloadRefusals,
+      journalApplied: this.journalApplied,
+      journalSkipped: this.journalSkipped,
+      journalErrors: this.journalErrors,
     };
     if (this.#protocols.size > 1) {
       for (const counters of this.#protocols.values()) {

@@ -37,6 +37,12 @@ export interface MetricsSource {
   clientMemory?: number;
   /** `--max-client-memory`. */
   maxClientMemory?: number;
+  /** `--journal`'s state, when one is followed. */
+  journal?: {
+    readonly applied: number;
+    readonly faulted: boolean;
+    readonly appliedAt: number;
+  };
 }
 
 type Sample = [labels: Record<string, string>, value: number];
@@ -219,6 +225,64 @@ export function formatMetrics(source: MetricsSource): string {
       "gauge",
       "Seconds since the data served was loaded.",
       one((Date.now() - live.loadedAt) / 1000),
+    );
+  }
+  if (source.journal !== undefined) {
+    const journal = source.journal;
+    const changes = live?.directory.changes;
+    metric(
+      "sipdir_journal_applied_sequence",
+      "gauge",
+      "The sequence number served: the last journal line applied, or the dump's.",
+      one(journal.applied),
+    );
+    metric(
+      "sipdir_journal_lines_applied_total",
+      "counter",
+      "Journal lines applied (a reloaded dump gets those above its sequence number again).",
+      one(counters.journalApplied),
+    );
+    metric(
+      "sipdir_journal_lines_skipped_total",
+      "counter",
+      "Journal lines skipped: at or below the sequence number already served.",
+      one(counters.journalSkipped),
+    );
+    metric(
+      "sipdir_journal_errors_total",
+      "counter",
+      "Bad journal lines met; each stops applying until it is fixed or the journal replaced.",
+      one(counters.journalErrors),
+    );
+    metric(
+      "sipdir_journal_stopped",
+      "gauge",
+      "1 while applying the journal is stopped at a bad line, else 0.",
+      one(journal.faulted ? 1 : 0),
+    );
+    metric(
+      "sipdir_journal_changes",
+      "gauge",
+      "Registrations changed (put or deleted) since the dump served was loaded.",
+      one(changes?.count ?? 0),
+    );
+    metric(
+      "sipdir_journal_bytes",
+      "gauge",
+      "Bytes held by the changes since the dump was loaded; a reload gives them back.",
+      one(changes?.byteLength ?? 0),
+    );
+    metric(
+      "sipdir_journal_last_applied_timestamp_seconds",
+      "gauge",
+      "When the last journal line was applied, in seconds since the epoch; 0 before the first.",
+      one(journal.appliedAt / 1000),
+    );
+    metric(
+      "sipdir_journal_age_seconds",
+      "gauge",
+      "Seconds since the last journal line was applied (since start, before the first).",
+      one((Date.now() - (journal.appliedAt || source.startedAt)) / 1000),
     );
   }
   metric(

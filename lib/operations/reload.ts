@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import type { LiveDirectory } from "../directory/live.ts";
 import { describe } from "../errors.ts";
 import { DEFAULTS } from "../limits.ts";
+import type { PreparedJournal } from "../journal/follower.ts";
 import { DataError, type LoadResult } from "../loading/load.ts";
 import type { Counters } from "./counters.ts";
 import { collectGarbage } from "./memory.ts";
@@ -30,6 +31,11 @@ export interface ReloaderOptions {
   minRatio?: number;
   /** How to load the file, e.g. `WorkerLoader.load`, which keeps this thread free to serve. */
   load: (path: string) => Promise<LoadResult>;
+  /**
+   * Brings new data up to date before it is served (the journal's changes
+   * above its sequence number: `JournalFollower.prepare`).
+   */
+  prepare?: (loaded: LoadResult) => Promise<PreparedJournal>;
 }
 
 /**
@@ -59,6 +65,7 @@ export class Reloader {
   readonly #path: string;
   readonly #minRatio: number;
   readonly #load: (path: string) => Promise<LoadResult>;
+  readonly #prepare: ((loaded: LoadResult) => Promise<PreparedJournal>) | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #lastReload: ReloadOutcome | undefined;
@@ -70,6 +77,7 @@ export class Reloader {
     this.#path = options.path;
     this.#minRatio = options.minRatio ?? DEFAULTS.reloadMinRatio;
     this.#load = options.load;
+    this.#prepare = options.prepare;
   }
 
   /** The last reload's outcome, once one ended. */
@@ -134,7 +142,21 @@ export class Reloader {
       );
       return;
     }
+    const prepared = await this.#prepare?.(loaded);
+    const behind = prepared?.check() ?? "";
+    if (behind !== "") {
+      prepared!.abandon();
+      counters.reloadRefusals++;
+      this.#lastReload = { at: Date.now(), ok: false };
+      logger.error("reload refused, still serving the previous data: {path}: {reason}", {
+        path,
+        reason: behind,
+      });
+      return;
+    }
+    // Both at once, with nothing in between: lookups see the old data or the new, whole.
     this.#live.replace(loaded.directory);
+    prepared?.commit();
     // The previous directory is garbage now: give its memory back.
     collectGarbage();
     counters.reloads++;

@@ -1,0 +1,304 @@
+/**
+ * Following a journal of registration changes (`--journal`): its lines are
+ * applied to the directory being served as they are appended, within a poll
+ * interval; a reload's new dump gets the journal's lines above its sequence
+ * number before it is served.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { Changes } from "../directory/changes.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { LiveDirectory } from "../directory/live.ts";
+import { describe } from "../errors.ts";
+import type { Counters } from "../operations/counters.ts";
+import { type JournalFault, JournalReader } from "./journal_reader.ts";
+
+const logger = getLogger(["sipdir", "journal"]);
+
+/** Bytes read and applied in one go before lookups get the thread back. */
+const BUDGET = 1024 * 1024;
+
+/** Options of {@linkcode JournalFollower}. */
+export interface JournalOptions {
+  /** The journal file. */
+  path: string;
+  /** The directory served; the follower applies changes to it. */
+  live: LiveDirectory;
+  /** Where lines, skips and faults are counted. */
+  counters: Counters;
+  /** Milliseconds between two looks at the journal for new lines. Default 20. */
+  pollInterval?: number;
+}
+
+/** A reload's new directory with the journal applied, ready to swap in. */
+export interface PreparedJournal {
+  /**
+   * Reads the lines appended since, synchronously, and says whether the new
+   * directory may be served: not when it would go back behind the changes
+   * served now (a dump older than the journal still holds). Returns the
+   * reason to refuse, or "".
+   */
+  check(): string;
+  /** The new directory is served from now on: follow the journal for it. */
+  commit(): void;
+  /** The reload does not happen: let go of what was read for it. */
+  abandon(): void;
+}
+
+/**
+ * Follows a journal file for the directory being served. Appended lines are
+ * applied within `pollInterval`; a line being written (no line end yet)
+ * waits for its end; the file replaced (rotated), truncated, or gone and
+ * back is followed: the old file is read to its end first, then the new one
+ * from its start, skipping what was applied already. A bad line stops
+ * applying there (ERROR, counted) until the file changes.
+ *
+ * @example
+ * ```ts
+ * import { JournalFollower } from "./follower.ts";
+ * import { LiveDirectory } from "../directory/live.ts";
+ * import { DirectoryBuilder } from "../directory/directory.ts";
+ * import { Counters } from "../operations/counters.ts";
+ * import assert from "node:assert/strict";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, '{"seq":1,"put":{"addressOfRecord":"a1"}}\n');
+ * const live = new LiveDirectory(new DirectoryBuilder().finish());
+ * const follower = new JournalFollower({ path, live, counters: new Counters() });
+ * await follower.start(0);
+ * assert.ok(live.directory.get("a1"));
+ * follower.close();
+ * await Deno.remove(path);
+ * ```
+ */
+export class JournalFollower {
+  readonly #path: string;
+  readonly #live: LiveDirectory;
+  readonly #counters: Counters;
+  readonly #pollInterval: number;
+  #reader: JournalReader | null = null;
+  /** The sequence number applied when there is no reader (none yet, or the journal is gone). */
+  #applied = 0;
+  /** The sequence number of the dump served. */
+  #dumpSequence = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** A look at the journal is running. */
+  #busy: Promise<void> | null = null;
+  /** What the file looked like when reading stopped at a bad line: it must change first. */
+  #faultedAt: string | null = null;
+  /** The journal was missing at the last look (said once). */
+  #missing = false;
+  /** The last bad line logged and counted: each once. */
+  #reportedFault: JournalFault | null = null;
+
+  /** Creates a follower; {@linkcode JournalFollower.start} reads the journal. */
+  constructor(options: JournalOptions) {
+    this.#path = options.path;
+    this.#live = options.live;
+    this.#counters = options.counters;
+    this.#pollInterval = options.pollInterval ?? 20;
+  }
+
+  /** The highest sequence number served: the dump's, or the last journal line applied. */
+  get applied(): number {
+    return this.#reader?.applied ?? this.#applied;
+  }
+
+  /** Whether applying stopped at a bad line. */
+  get faulted(): boolean {
+    return this.#reader?.fault != null;
+  }
+
+  /** When the last line was applied (ms since the epoch), or 0. */
+  get appliedAt(): number {
+    return this.#reader?.appliedAt ?? 0;
+  }
+
+  /**
+   * Applies the journal above `sequence` (the served dump's) to the served
+   * directory, then follows it. Resolves once what the journal holds now is
+   * applied.
+   */
+  async start(sequence: number): Promise<void> {
+    const prepared = await this.prepare(this.#live.directory, sequence);
+    prepared.check();
+    prepared.commit();
+  }
+
+  /**
+   * Applies the journal above `sequence` to `directory` (a reload's, not
+   * served yet), reading it from its start; the current one keeps being
+   * followed meanwhile. See {@linkcode PreparedJournal} for the swap.
+   */
+  async prepare(directory: Directory, sequence: number): Promise<PreparedJournal> {
+    const changes = new Changes(directory);
+    let reader: JournalReader | null = null;
+    try {
+      reader = await JournalReader.open(this.#path, changes, sequence);
+      while (await reader.readAvailable(BUDGET)) await yieldToLookups();
+    } catch (error) {
+      reader?.close();
+      reader = null;
+      if (!(error instanceof Deno.errors.NotFound)) {
+        logger.warn("cannot read the journal {path}: {error}", {
+          path: this.#path,
+          error: describe(error),
+        });
+      }
+    }
+    return {
+      check: () => {
+        reader?.readAvailableSync();
+        const applied = reader?.applied ?? sequence;
+        if (applied < this.applied) {
+          return `its dump and the journal reach sequence ${applied}, behind the ` +
+            `${this.applied} served now: serving it would undo changes`;
+        }
+        // An older dump than the one served is only complete with the journal
+        // from just after it: otherwise the changes between are in neither.
+        const first = reader?.firstSeq ?? 0;
+        if (sequence < this.#dumpSequence && first > sequence + 1) {
+          return `its dump is at sequence ${sequence}, older than the ${this.#dumpSequence} ` +
+            `served, and the journal starts at ${first}: the changes between are in neither`;
+        }
+        return "";
+      },
+      commit: () => {
+        directory.changes = changes;
+        this.#dumpSequence = sequence;
+        this.#adopt(reader, sequence);
+      },
+      abandon: () => reader?.close(),
+    };
+  }
+
+  /** Stops following. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#reader?.close();
+    this.#reader = null;
+  }
+
+  /** Follows with `reader` from now on (null: the journal is not there yet). */
+  #adopt(reader: JournalReader | null, sequence: number): void {
+    const previous = this.#reader;
+    if (previous !== null && previous !== reader) previous.close();
+    this.#reader = reader;
+    this.#applied = reader?.applied ?? Math.max(sequence, this.#applied);
+    this.#faultedAt = null;
+    this.#report(reader);
+    this.#schedule(this.#pollInterval);
+  }
+
+  #schedule(delay: number): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      if (this.#busy !== null) return;
+      this.#busy = this.#look().catch((error) => {
+        logger.error("following the journal {path} failed: {error}\n{stack}", {
+          path: this.#path,
+          error: describe(error),
+          stack: (error as Error)?.stack ?? "",
+        });
+      }).finally(() => {
+        this.#busy = null;
+      });
+    }, delay);
+  }
+
+  /** One look: a replaced, truncated or vanished file first, then the lines appended. */
+  async #look(): Promise<void> {
+    let more = false;
+    const stat = await Deno.stat(this.#path).catch(() => null);
+    this.#noteMissing(stat === null);
+    const reader = this.#reader;
+    if (reader === null) {
+      // No journal yet, or it was gone: follow it from its start once it is there.
+      if (stat !== null) await this.#reopen();
+    } else if (stat !== null && stat.ino !== reader.ino) {
+      // Replaced (rotated): the old file's last lines first, unless it stopped at a bad one.
+      if (reader.fault === null) await reader.readAvailable(Infinity);
+      this.#report(reader);
+      await this.#reopen();
+    } else if (reader.fault !== null) {
+      // Stopped at a bad line: read it again once the file changed (the line fixed).
+      if (stat !== null && fileState(stat) !== this.#faultedAt) await this.#reopen();
+    } else if (stat !== null && stat.size < reader.offset) {
+      logger.warn("the journal {path} was truncated: reading it again from its start", {
+        path: this.#path,
+      });
+      await this.#reopen();
+    } else {
+      more = await reader.readAvailable(BUDGET);
+      this.#report(reader);
+    }
+    if (this.#reader?.fault != null && this.#faultedAt === null) {
+      this.#faultedAt = stat === null ? "" : fileState(stat);
+    }
+    this.#schedule(more ? 0 : this.#pollInterval);
+  }
+
+  /** Says once that the journal is gone, and again once it was back. */
+  #noteMissing(missing: boolean): void {
+    if (missing && !this.#missing) {
+      logger.warn("the journal {path} is gone: following it again once it is back", {
+        path: this.#path,
+      });
+    }
+    this.#missing = missing;
+  }
+
+  /** Reads the journal at its path from its start, skipping what was applied. */
+  async #reopen(): Promise<void> {
+    const applied = this.applied;
+    const changes = this.#live.directory.changes ??= new Changes(this.#live.directory);
+    let reader: JournalReader;
+    try {
+      reader = await JournalReader.open(this.#path, changes, applied);
+    } catch {
+      return;
+    }
+    this.#reader?.close();
+    this.#reader = reader;
+    this.#faultedAt = null;
+    while (await reader.readAvailable(BUDGET)) {
+      this.#report(reader);
+      await yieldToLookups();
+    }
+    this.#report(reader);
+  }
+
+  /** Counts what `reader` applied and skipped since last time, and reports a new fault. */
+  #report(reader: JournalReader | null): void {
+    if (reader === null) return;
+    const counters = this.#counters;
+    counters.journalApplied += reader.tally.applied;
+    counters.journalSkipped += reader.tally.skipped;
+    reader.tally.applied = 0;
+    reader.tally.skipped = 0;
+    const fault = reader.fault;
+    if (fault !== null && fault !== this.#reportedFault) {
+      this.#reportedFault = fault;
+      counters.journalErrors++;
+      logger.error(
+        "{path}:{line}: {reason}: applying the journal stopped here, still serving what came " +
+          "before; it goes on once the line is fixed or the journal replaced",
+        { path: reader.path, line: fault.line, reason: fault.reason },
+      );
+    }
+  }
+}
+
+/** What tells a file changed: identity, size and modification time. */
+function fileState(stat: Deno.FileInfo): string {
+  return `${stat.ino}:${stat.size}:${stat.mtime?.getTime()}`;
+}
+
+/** Lets lookups run between two slices of a long read. */
+function yieldToLookups(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

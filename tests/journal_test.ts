@@ -1,0 +1,295 @@
+/**
+ * The journal of registration changes, without a server: its lines, the
+ * changes they make over a directory, reading a file as it grows, and
+ * following it as it is rotated, truncated, broken and fixed.
+ */
+
+import { assertEquals, assertOk } from "./assert.ts";
+import { Changes } from "../lib/directory/changes.ts";
+import { LiveDirectory } from "../lib/directory/live.ts";
+import { JournalFollower } from "../lib/journal/follower.ts";
+import { JournalLine } from "../lib/journal/journal_line.ts";
+import { JournalReader } from "../lib/journal/journal_reader.ts";
+import { loadDirectory } from "../lib/loading/load.ts";
+import { Counters } from "../lib/operations/counters.ts";
+import { directoryOf, record, tempFile } from "./helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function put(seq: number, aor: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ seq, put: JSON.parse(record(aor, extra)) });
+}
+
+function del(seq: number, aor: string): string {
+  return JSON.stringify({ seq, del: aor });
+}
+
+/** Waits until `check` holds (polling), or fails after `ms`. */
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    assertOk(Date.now() < deadline, `still not: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("journal line: puts and deletes; what is not a journal line, and why", () => {
+  const line = new JournalLine();
+  const read = (text: string) => {
+    const bytes = encoder.encode(text);
+    const ok = line.read(bytes, 0, bytes.length);
+    return { ok, error: line.error, bytes };
+  };
+  const spaced = read(
+    '  { "seq" : 12 , "put" : { "addressOfRecord" : "a\\u0031", "x" : [1, 2] } } \r',
+  );
+  assertOk(spaced.ok, spaced.error);
+  assertEquals([line.seq, line.kind], [12, "put"]);
+  assertEquals(decoder.decode(line.key.subarray(line.keyStart, line.keyEnd)), "a1");
+  assertEquals(
+    decoder.decode(spaced.bytes.subarray(line.answerStart, line.answerEnd)),
+    '{"addressOfRecord":"a\\u0031","x":[1,2]}',
+  );
+  assertOk(read('{"seq":13,"del":"a\\"b"}').ok);
+  assertEquals([line.kind, decoder.decode(line.key)], ["del", 'a"b']);
+  const refused: [string, RegExp][] = [
+    ["", /not a journal line/],
+    ["[1]", /not a journal line/],
+    ['{"put":{"addressOfRecord":"a"},"seq":1}', /"seq" first/],
+    ['{"seq":0,"del":"a"}', /whole number from 1/],
+    ['{"seq":01,"del":"a"}', /whole number from 1/],
+    ['{"seq":-1,"del":"a"}', /whole number from 1/],
+    ['{"seq":1.5,"del":"a"}', /expected ,/],
+    ['{"seq":99999999999999999,"del":"a"}', /whole number from 1/],
+    ['{"seq":1,"set":{}}', /"put" or "del"/],
+    ['{"seq":1,"put":{"x":1}}', /missing "addressOfRecord"/],
+    ['{"seq":1,"put":{"addressOfRecord":"a"}', /"put": invalid JSON/],
+    ['{"seq":1,"put":{"addressOfRecord":"a"}} x', /expected } at the end/],
+    ['{"seq":1,"put":{"addressOfRecord":" a"}}', /white space/],
+    ['{"seq":1,"del":"a" "b"}', /one string/],
+    ['{"seq":1,"del":""}', /empty/],
+    ['{"seq":1,"del":7}', /as a string/],
+  ];
+  for (const [text, error] of refused) {
+    const result = read(text);
+    assertOk(!result.ok, text);
+    assertOk(error.test(result.error), `${text}: ${result.error}`);
+  }
+});
+
+Deno.test("changes: over a directory, lookups see puts and deletes; the size follows", async () => {
+  const directory = await directoryOf(`${record("a")}\n${record("b")}\n`);
+  const changes = new Changes(directory);
+  directory.changes = changes;
+  const key = (s: string) => encoder.encode(s);
+  const answer = (s: string) => decoder.decode(directory.get(s) ?? new Uint8Array());
+  const putRecord = (aor: string, extra: Record<string, unknown>) => {
+    const k = key(aor);
+    const r = key(record(aor, extra));
+    changes.put(k, 0, k.length, r, 0, r.length);
+  };
+  putRecord("a", { v: 2 });
+  putRecord("c", { v: 3 });
+  changes.delete(key("b"), 0, 1);
+  changes.delete(key("zz"), 0, 2);
+  assertEquals(answer("a"), `${record("a", { v: 2 })}\n`);
+  assertEquals(answer("b"), "");
+  assertEquals(answer("c"), `${record("c", { v: 3 })}\n`);
+  assertEquals(answer("zz"), "");
+  // a (changed), c (added), b (deleted): 2 + 1 - 1.
+  assertEquals(directory.size, 2);
+  putRecord("b", { v: 4 });
+  assertEquals([answer("b"), directory.size], [`${record("b", { v: 4 })}\n`, 3]);
+  assertEquals(changes.count, 4);
+});
+
+Deno.test("changes: 300 000 changes to a thousand AORs hold about twice what the last ones take", () => {
+  const changes = new Changes({ findInBase: () => -1 });
+  const value = (aor: string, n: number) =>
+    encoder.encode(record(aor, { n, pad: "x".repeat(400 + (n % 200)) }));
+  let live = 0;
+  const last = new Map<string, number>();
+  for (let n = 0; n < 300_000; n++) {
+    const aor = `aor${n % 1000}`;
+    const key = encoder.encode(aor);
+    const bytes = value(aor, n);
+    changes.put(key, 0, key.length, bytes, 0, bytes.length);
+    last.set(aor, bytes.length + 1 + key.length);
+  }
+  for (const bytes of last.values()) live += bytes;
+  const held = changes.byteLength;
+  console.log(`  live ${(live / 1024).toFixed(0)} KiB, held ${(held / 1024).toFixed(0)} KiB`);
+  assertOk(held <= 2 * live + 6 * 1024 * 1024, `held ${held} for ${live} live`);
+  // Every AOR still answers its last value.
+  for (let i = 0; i < 1000; i += 37) {
+    const aor = `aor${i}`;
+    const key = encoder.encode(aor);
+    const id = changes.find(key, 0, key.length);
+    const n = 299_000 + i;
+    assertEquals(decoder.decode(changes.value(id)), decoder.decode(value(aor, n)));
+  }
+});
+
+Deno.test("journal reader: lines applied as they are appended; a partial line waits for its end", async () => {
+  const path = await tempFile("");
+  const changes = new Changes({ findInBase: () => -1 });
+  const reader = await JournalReader.open(path, changes, 5);
+  try {
+    const file = await Deno.open(path, { append: true });
+    await file.write(encoder.encode(`${put(5, "old")}\n${put(6, "a")}\n${put(7, "b")}`));
+    await reader.readAvailable(1 << 20);
+    // 5 was applied already (the dump's sequence); 7 has no line end yet.
+    assertEquals([reader.applied, reader.tally.applied, reader.tally.skipped], [6, 1, 1]);
+    await file.write(encoder.encode(`\n${del(8, "a")}\n`));
+    file.close();
+    await reader.readAvailable(1 << 20);
+    assertEquals([reader.applied, changes.count, reader.line], [8, 2, 4]);
+    assertOk(changes.isDeleted(changes.find(encoder.encode("a"), 0, 1)));
+  } finally {
+    reader.close();
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("journal reader: a number that does not grow, or a bad line, stops it there", async () => {
+  for (
+    const [text, reason] of [
+      [`${put(1, "a")}\n${put(3, "b")}\n${put(2, "c")}\n${put(4, "d")}\n`, /"seq" 2 does not grow/],
+      [`${put(1, "a")}\n${put(3, "b")}\n${put(3, "c")}\n${put(4, "d")}\n`, /"seq" 3 does not grow/],
+      [`${put(1, "a")}\n${put(3, "b")}\n{"seq":4,"put":{"aor":"c"}}\n${put(5, "d")}\n`, /missing/],
+    ] as const
+  ) {
+    const path = await tempFile(text);
+    const changes = new Changes({ findInBase: () => -1 });
+    const reader = await JournalReader.open(path, changes, 0);
+    await reader.readAvailable(1 << 20);
+    reader.close();
+    await Deno.remove(path);
+    assertEquals([reader.applied, reader.fault?.line], [3, 3]);
+    assertOk(reason.test(reader.fault!.reason), reader.fault!.reason);
+    // Nothing after the bad line was applied.
+    assertEquals(changes.find(encoder.encode("d"), 0, 1), -1);
+  }
+});
+
+Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed; never backwards", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
+  const path = `${dir}/journal`;
+  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
+  const counters = new Counters();
+  const follower = new JournalFollower({ path, live, counters, pollInterval: 5 });
+  const answer = (aor: string) => decoder.decode(live.directory.get(aor) ?? new Uint8Array());
+  const append = (...lines: string[]) =>
+    Deno.writeTextFile(path, lines.map((l) => `${l}\n`).join(""), { append: true });
+  try {
+    // No journal yet: the dump alone; it is picked up once it appears.
+    await follower.start(0);
+    assertEquals(follower.applied, 0);
+    await append(put(1, "a", { v: 1 }));
+    await until(() => answer("a") === `${record("a", { v: 1 })}\n`, "the new journal followed");
+    await append(put(2, "b", { v: 2 }), del(3, "a"));
+    await until(() => follower.applied === 3, "appended lines applied");
+    assertEquals([answer("a"), answer("b")], ["", `${record("b", { v: 2 })}\n`]);
+
+    // Rotated: renamed away, with a last line in the old file; a new one starts over.
+    await append(put(4, "c", { v: 4 }));
+    await Deno.rename(path, `${dir}/journal.1`);
+    await Deno.writeTextFile(`${dir}/journal.1`, `${put(5, "c", { v: 5 })}\n`, { append: true });
+    await Deno.writeTextFile(
+      path,
+      [put(4, "c", { v: 40 }), put(6, "d", { v: 6 })].join("\n") + "\n",
+    );
+    await until(() => follower.applied === 6, "the rotated journal followed");
+    // 4 was applied from the old file, 5 from its last line; the new file's 4 skipped.
+    assertEquals(answer("c"), `${record("c", { v: 5 })}\n`);
+    assertOk(counters.journalSkipped >= 1);
+
+    // Truncated, as a copy-truncate rotation does: read again from its start.
+    await Deno.writeTextFile(path, `${put(7, "e", { v: 7 })}\n`);
+    await until(() => follower.applied === 7, "the truncated journal followed");
+
+    // A bad line stops it there, logged and counted; fixed in place, it goes on.
+    await append('{"seq":8,"put":{"nope":1}}', put(9, "f", { v: 9 }));
+    await until(() => follower.faulted, "the bad line seen");
+    assertEquals([follower.applied, counters.journalErrors], [7, 1]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(answer("f"), "");
+    await Deno.writeTextFile(
+      path,
+      [put(7, "e", { v: 7 }), put(8, "f", { v: 8 }), put(9, "f", { v: 9 })].join("\n") + "\n",
+    );
+    await until(() => follower.applied === 9 && !follower.faulted, "applying resumed");
+    assertEquals(answer("f"), `${record("f", { v: 9 })}\n`);
+
+    // Gone: still serving; back (a new file): followed, skipping what was applied.
+    await Deno.remove(path);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assertEquals(answer("f"), `${record("f", { v: 9 })}\n`);
+    await Deno.writeTextFile(path, [put(9, "f", { v: 90 }), put(10, "g")].join("\n") + "\n");
+    await until(() => follower.applied === 10, "the journal back");
+    assertEquals(answer("f"), `${record("f", { v: 9 })}\n`);
+
+    // A journal that starts over (lower numbers): its lines are skipped, as
+    // applied already. A reload whose dump and journal reach only those is
+    // refused: serving it would undo changes; one that does not go back gets
+    // the journal's lines above its sequence first.
+    const skipped = counters.journalSkipped;
+    await Deno.writeTextFile(
+      `${dir}/journal.new`,
+      [put(1, "a"), put(5, "g", { v: 5 })].join("\n") + "\n",
+    );
+    await Deno.rename(`${dir}/journal.new`, path);
+    await until(() => counters.journalSkipped >= skipped + 2, "the restarted journal skipped");
+    assertEquals([follower.applied, answer("g")], [10, `${record("g")}\n`]);
+    const older = await directoryOf(`${record("a", { v: 0 })}\n`);
+    const behind = await follower.prepare(older, 0);
+    assertOk(/reach sequence 5, behind the 10/.test(behind.check()), "a reload going back refused");
+    behind.abandon();
+    await append(put(11, "a", { v: 11 }));
+    await until(() => follower.applied === 11, "appended after the restart");
+    const newer = await directoryOf(`${record("a", { v: 100 })}\n${record("g", { v: 100 })}\n`);
+    const prepared = await follower.prepare(newer, 10);
+    assertEquals(prepared.check(), "");
+    live.replace(newer);
+    prepared.commit();
+    // The dump at 10, with line 11 of the journal over it.
+    assertEquals(answer("a"), `${record("a", { v: 11 })}\n`);
+    assertEquals(answer("g"), `${record("g", { v: 100 })}\n`);
+    assertEquals(answer("f"), "");
+    await append(put(12, "h"));
+    await until(() => answer("h") !== "", "the reloaded dump's journal followed");
+  } finally {
+    follower.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dump header: the sequence a dump includes; a declared count cuts a short one off", async () => {
+  const lines = [record("a"), record("b")];
+  const load = async (text: string) => {
+    const path = await tempFile(text);
+    try {
+      return await loadDirectory({ path });
+    } finally {
+      await Deno.remove(path);
+    }
+  };
+  assertEquals((await load(`${lines.join("\n")}\n`)).report.sequence, 0);
+  const headed = await load(`{"sequence": 42}\n${lines.join("\n")}\n`);
+  assertEquals([headed.report.sequence, headed.report.entries], [42, 2]);
+  const counted = await load(`{"sequence":42,"registrations":2}\n${lines.join("\n")}\n`);
+  assertEquals(counted.report.entries, 2);
+  for (
+    const [text, error] of [
+      [`{"sequence":42,"registrations":3}\n${lines.join("\n")}\n`, /has 2 registrations where/],
+      [`{"sequence":-1}\n${lines[0]}\n`, /"sequence" must be a whole number/],
+      [`{"sequence":1,"extra":2}\n${lines[0]}\n`, /unknown "extra"/],
+      [`${lines[0]}\n{"sequence":1}\n`, /:2: missing "addressOfRecord"/],
+    ] as const
+  ) {
+    let message = "";
+    await load(text).catch((e: Error) => message = e.message);
+    assertOk(error.test(message), `${text}: ${message}`);
+  }
+});
