@@ -21,7 +21,7 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import { Dataset, seededRandom, SipdirProcess } from "../helpers.ts";
+import { Dataset, LineClient, record, seededRandom, SipdirProcess } from "../helpers.ts";
 
 const SHIPPED = new URL("../../deploy/haproxy/haproxy.cfg", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -437,14 +437,17 @@ function loadFor(ms: number): Promise<void> {
 
 // --------------------------------------------------------------------- test
 
-/** A replica: its ports, data file and process. */
+/** A replica: its ports, data file, the journal all replicas follow, and its process. */
 interface Replica extends ReplicaPorts {
   data: string;
+  journal: string;
   process?: SipdirProcess;
 }
 
 async function startReplica(replica: Replica): Promise<void> {
   replica.process = await SipdirProcess.start([
+    "--journal",
+    replica.journal,
     "--data",
     replica.data,
     "--ip",
@@ -474,6 +477,8 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
     redis: ports[4 + 3 * i],
     http: ports[5 + 3 * i],
     data: `${dir}/${name}.regs`,
+    // One journal on a volume they share, as in deploy/kubernetes.
+    journal: `${dir}/journal`,
   }));
   assertEquals(replicas.length, 3, `servers in the shipped file: ${names}`);
   const loopback: Loopback = {
@@ -494,6 +499,7 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
   let haproxy: HAProxy | undefined;
   let load: Load | undefined;
   try {
+    await Deno.writeTextFile(`${dir}/journal`, "");
     for (const replica of replicas) await Deno.writeTextFile(replica.data, OLD.text);
     await Promise.all(replicas.map(startReplica));
     haproxy = new HAProxy(configPath, loopback.stats);
@@ -558,6 +564,42 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
       args: ["-h", "127.0.0.1", "-p", String(loopback.redis), "GET", aor],
     }).output();
     const redisAnswer = decoder.decode(cli.stdout).replace(/\n$/, "");
+
+    // A change appended to the journal they share: every replica answers it,
+    // on both ports, and so does every connection through HAProxy.
+    const added = record("journal-added", { contact: "<sip:journal-added@192.0.2.9>" });
+    await Deno.writeTextFile(`${dir}/journal`, `{"seq":1,"put":${added}}\n`, { append: true });
+    const seenBy: string[] = [];
+    /** Asks `port` until it answers the change (5 s at most): redis-cli, or a line client. */
+    const asked = async (port: number, redis: boolean) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        let answer: string;
+        if (redis) {
+          const output = await new Deno.Command("redis-cli", {
+            args: ["-h", "127.0.0.1", "-p", String(port), "GET", "journal-added"],
+          }).output();
+          answer = decoder.decode(output.stdout).trim();
+        } else {
+          const client = await LineClient.connect(port);
+          await client.send("journal-added\n");
+          answer = await client.line();
+          client.close();
+        }
+        if (answer === added) return;
+        assertOk(Date.now() < deadline, `port ${port} does not answer the journal's change`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    for (const replica of replicas) {
+      await asked(replica.line, false);
+      await asked(replica.redis, true);
+      seenBy.push(replica.name);
+    }
+    for (let i = 0; i < 6; i++) {
+      await asked(loopback.line, false);
+      await asked(loopback.redis, true);
+    }
     const missing = await new Deno.Command("redis-cli", {
       args: ["-h", "127.0.0.1", "-p", String(loopback.redis), "EXISTS", "unknown-aor"],
     }).output();
@@ -590,6 +632,7 @@ Deno.test("haproxy: 3 replicas, a SIGKILL and a rolling update under load", asyn
         `  redis-cli GET through HAProxy: ${
           redisAnswer === NEW.answers.get(aor) ? "the new dump's line" : redisAnswer
         }`,
+        `  a journal change answered by ${seenBy.join(", ")} (both ports) and through HAProxy`,
         `  counts: requests ${
           steady.answered + kill.answered +
           recovery.answered + rolling.answered + after.answered
