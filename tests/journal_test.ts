@@ -178,7 +178,13 @@ Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed
   const path = `${dir}/journal`;
   const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
   const counters = new Counters();
-  const follower = new JournalFollower({ path, live, counters, pollInterval: 5 });
+  const follower = new JournalFollower({
+    path,
+    live,
+    counters,
+    pollInterval: 5,
+    idlePollInterval: 20,
+  });
   const answer = (aor: string) => decoder.decode(live.directory.get(aor) ?? new Uint8Array());
   const append = (...lines: string[]) =>
     Deno.writeTextFile(path, lines.map((l) => `${l}\n`).join(""), { append: true });
@@ -203,7 +209,7 @@ Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed
     await until(() => follower.applied === 6, "the rotated journal followed");
     // 4 was applied from the old file, 5 from its last line; the new file's 4 skipped.
     assertEquals(answer("c"), `${record("c", { v: 5 })}\n`);
-    assertOk(counters.journalSkipped >= 1);
+    assertOk(counters.journalLines.skipped >= 1);
 
     // Truncated, as a copy-truncate rotation does: read again from its start.
     await Deno.writeTextFile(path, `${put(7, "e", { v: 7 })}\n`);
@@ -234,13 +240,16 @@ Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed
     // applied already. A reload whose dump and journal reach only those is
     // refused: serving it would undo changes; one that does not go back gets
     // the journal's lines above its sequence first.
-    const skipped = counters.journalSkipped;
+    const skipped = counters.journalLines.skipped;
     await Deno.writeTextFile(
       `${dir}/journal.new`,
       [put(1, "a"), put(5, "g", { v: 5 })].join("\n") + "\n",
     );
     await Deno.rename(`${dir}/journal.new`, path);
-    await until(() => counters.journalSkipped >= skipped + 2, "the restarted journal skipped");
+    await until(
+      () => counters.journalLines.skipped >= skipped + 2,
+      "the restarted journal skipped",
+    );
     assertEquals([follower.applied, answer("g")], [10, `${record("g")}\n`]);
     const older = await directoryOf(`${record("a", { v: 0 })}\n`);
     const behind = await follower.prepare(older, 0);

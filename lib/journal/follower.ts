@@ -8,17 +8,23 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { basename, dirname, resolve } from "node:path";
 import { Changes } from "../directory/changes.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { LiveDirectory } from "../directory/live.ts";
 import { describe } from "../errors.ts";
 import type { Counters } from "../operations/counters.ts";
-import { type JournalFault, JournalReader } from "./journal_reader.ts";
+import { JournalReader } from "./journal_reader.ts";
 
 const logger = getLogger(["sipdir", "journal"]);
 
-/** Bytes read and applied in one go before lookups get the thread back. */
-const BUDGET = 1024 * 1024;
+/**
+ * Bytes read and applied in one go before lookups get the thread back:
+ * about a hundred lines, half a millisecond.
+ */
+const BUDGET = 64 * 1024;
+/** How long lines must have stopped coming before the follower polls at its idle pace. */
+const QUIET = 1000;
 
 /** Options of {@linkcode JournalFollower}. */
 export interface JournalOptions {
@@ -28,8 +34,15 @@ export interface JournalOptions {
   live: LiveDirectory;
   /** Where lines, skips and faults are counted. */
   counters: Counters;
-  /** Milliseconds between two looks at the journal for new lines. Default 20. */
+  /**
+   * Milliseconds between two looks at the journal while lines come. The
+   * kernel's file events wake the follower at once where they work (a local
+   * file system); polling is for where they do not (a writer on another
+   * host of a network file system). Default 20.
+   */
   pollInterval?: number;
+  /** Milliseconds between two looks once no line came for a second. Default 250. */
+  idlePollInterval?: number;
 }
 
 /** A reload's new directory with the journal applied, ready to swap in. */
@@ -77,6 +90,14 @@ export class JournalFollower {
   readonly #live: LiveDirectory;
   readonly #counters: Counters;
   readonly #pollInterval: number;
+  readonly #idlePollInterval: number;
+  /** When the last look read something (ms, `performance.now()`). */
+  #lastRead = -Infinity;
+  /** When the file's identity and size are looked at next. */
+  #nextStat = 0;
+  /** The file was created, renamed or removed since the last look at its identity. */
+  #renamed = true;
+  #watcher: Deno.FsWatcher | undefined;
   #reader: JournalReader | null = null;
   /** The sequence number applied when there is no reader (none yet, or the journal is gone). */
   #applied = 0;
@@ -86,12 +107,14 @@ export class JournalFollower {
   #closed = false;
   /** A look at the journal is running. */
   #busy: Promise<void> | null = null;
+  /** A look was asked for while one ran. */
+  #again = false;
   /** What the file looked like when reading stopped at a bad line: it must change first. */
   #faultedAt: string | null = null;
   /** The journal was missing at the last look (said once). */
   #missing = false;
-  /** The last bad line logged and counted: each once. */
-  #reportedFault: JournalFault | null = null;
+  /** The last bad line logged and counted (file, line, reason): each once, however often read again. */
+  #reportedFault = "";
 
   /** Creates a follower; {@linkcode JournalFollower.start} reads the journal. */
   constructor(options: JournalOptions) {
@@ -99,6 +122,7 @@ export class JournalFollower {
     this.#live = options.live;
     this.#counters = options.counters;
     this.#pollInterval = options.pollInterval ?? 20;
+    this.#idlePollInterval = Math.max(this.#pollInterval, options.idlePollInterval ?? 250);
   }
 
   /** The highest sequence number served: the dump's, or the last journal line applied. */
@@ -178,6 +202,11 @@ export class JournalFollower {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    try {
+      this.#watcher?.close();
+    } catch {
+      // Already closed.
+    }
     this.#reader?.close();
     this.#reader = null;
   }
@@ -189,15 +218,54 @@ export class JournalFollower {
     this.#reader = reader;
     this.#applied = reader?.applied ?? Math.max(sequence, this.#applied);
     this.#faultedAt = null;
-    this.#report(reader);
+    if (reader !== null) {
+      // What was read for the new directory counts once it is served; from now on, as it comes.
+      const lines = this.#counters.journalLines;
+      lines.applied += reader.tally.applied;
+      lines.skipped += reader.tally.skipped;
+      reader.tally = lines;
+    }
+    this.#reportFault(reader);
+    this.#watch();
     this.#schedule(this.#pollInterval);
   }
 
+  /**
+   * Wakes the follower when the kernel reports the journal written, renamed
+   * or removed (inotify, through its directory), instead of waiting for the
+   * next poll. Where that fails, polling alone follows it.
+   */
+  #watch(): void {
+    if (this.#watcher !== undefined || this.#closed) return;
+    const name = basename(this.#path);
+    try {
+      this.#watcher = Deno.watchFs(dirname(resolve(this.#path)), { recursive: false });
+    } catch {
+      return;
+    }
+    (async () => {
+      try {
+        for await (const event of this.#watcher!) {
+          if (!event.paths.some((p) => basename(p) === name)) continue;
+          if (event.kind !== "modify" && event.kind !== "access") this.#renamed = true;
+          this.#schedule(0);
+        }
+      } catch {
+        // Closed, or the directory went away: polling goes on.
+      }
+    })();
+  }
+
+  /** The next look in `delay` ms (sooner looks replace later ones); one runs at a time. */
   #schedule(delay: number): void {
-    clearTimeout(this.#timer);
     if (this.#closed) return;
+    clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
-      if (this.#busy !== null) return;
+      if (this.#busy !== null) {
+        // Asked for while one runs: once more when it ends.
+        this.#again = true;
+        return;
+      }
       this.#busy = this.#look().catch((error) => {
         logger.error("following the journal {path} failed: {error}\n{stack}", {
           path: this.#path,
@@ -206,12 +274,44 @@ export class JournalFollower {
         });
       }).finally(() => {
         this.#busy = null;
+        if (this.#again) {
+          this.#again = false;
+          this.#schedule(0);
+        }
       });
     }, delay);
   }
 
-  /** One look: a replaced, truncated or vanished file first, then the lines appended. */
+  /**
+   * One look: the lines appended; and, every idle poll interval or when the
+   * kernel said so, whether the file was replaced, truncated or removed.
+   */
   async #look(): Promise<void> {
+    let more = false;
+    const reader = this.#reader;
+    const now = performance.now();
+    if (reader === null || reader.fault !== null || this.#renamed || now >= this.#nextStat) {
+      this.#renamed = false;
+      this.#nextStat = now + this.#idlePollInterval;
+      more = await this.#lookAtFile();
+    } else {
+      more = await this.#read(reader);
+    }
+    const active = performance.now() - this.#lastRead < QUIET;
+    this.#schedule(more ? 0 : active ? this.#pollInterval : this.#idlePollInterval);
+  }
+
+  /** The lines appended since the last read; true when there are more to read. */
+  async #read(reader: JournalReader): Promise<boolean> {
+    const line = reader.line;
+    const more = await reader.readAvailable(BUDGET);
+    if (reader.line !== line) this.#lastRead = performance.now();
+    this.#reportFault(reader);
+    return more;
+  }
+
+  /** A replaced, truncated or vanished file first, then the lines appended. */
+  async #lookAtFile(): Promise<boolean> {
     let more = false;
     const stat = await Deno.stat(this.#path).catch(() => null);
     this.#noteMissing(stat === null);
@@ -222,7 +322,7 @@ export class JournalFollower {
     } else if (stat !== null && stat.ino !== reader.ino) {
       // Replaced (rotated): the old file's last lines first, unless it stopped at a bad one.
       if (reader.fault === null) await reader.readAvailable(Infinity);
-      this.#report(reader);
+      this.#reportFault(reader);
       await this.#reopen();
     } else if (reader.fault !== null) {
       // Stopped at a bad line: read it again once the file changed (the line fixed).
@@ -233,13 +333,14 @@ export class JournalFollower {
       });
       await this.#reopen();
     } else {
-      more = await reader.readAvailable(BUDGET);
-      this.#report(reader);
+      more = await this.#read(reader);
     }
     if (this.#reader?.fault != null && this.#faultedAt === null) {
-      this.#faultedAt = stat === null ? "" : fileState(stat);
+      // Looked at after the read: lines appended while it ran are no change.
+      const after = await Deno.stat(this.#path).catch(() => null);
+      this.#faultedAt = after === null ? "" : fileState(after);
     }
-    this.#schedule(more ? 0 : this.#pollInterval);
+    return more;
   }
 
   /** Says once that the journal is gone, and again once it was back. */
@@ -258,31 +359,25 @@ export class JournalFollower {
     const changes = this.#live.directory.changes ??= new Changes(this.#live.directory);
     let reader: JournalReader;
     try {
-      reader = await JournalReader.open(this.#path, changes, applied);
+      reader = await JournalReader.open(this.#path, changes, applied, this.#counters.journalLines);
     } catch {
       return;
     }
     this.#reader?.close();
     this.#reader = reader;
     this.#faultedAt = null;
-    while (await reader.readAvailable(BUDGET)) {
-      this.#report(reader);
-      await yieldToLookups();
-    }
-    this.#report(reader);
+    while (await this.#read(reader)) await yieldToLookups();
   }
 
-  /** Counts what `reader` applied and skipped since last time, and reports a new fault. */
-  #report(reader: JournalReader | null): void {
+  /** Logs and counts the bad line `reader` stopped at, once. */
+  #reportFault(reader: JournalReader | null): void {
     if (reader === null) return;
     const counters = this.#counters;
-    counters.journalApplied += reader.tally.applied;
-    counters.journalSkipped += reader.tally.skipped;
-    reader.tally.applied = 0;
-    reader.tally.skipped = 0;
     const fault = reader.fault;
-    if (fault !== null && fault !== this.#reportedFault) {
-      this.#reportedFault = fault;
+    if (fault === null) return;
+    const key = `${reader.ino}:${fault.line}:${fault.reason}`;
+    if (key !== this.#reportedFault) {
+      this.#reportedFault = key;
       counters.journalErrors++;
       logger.error(
         "{path}:{line}: {reason}: applying the journal stopped here, still serving what came " +

@@ -68,8 +68,8 @@ export class JournalReader {
   offset = 0;
   /** The bad line reading stopped at, if it did. */
   fault: JournalFault | null = null;
-  /** What was applied and skipped. */
-  readonly tally: JournalTally = { applied: 0, skipped: 0 };
+  /** Where what is applied and skipped is counted, as it is. */
+  tally: JournalTally;
   /** When the last line was applied (ms since the epoch), or 0. */
   appliedAt = 0;
   /** The sequence number of this file's first line, once read; 0 before. */
@@ -88,8 +88,10 @@ export class JournalReader {
     ino: number | null,
     changes: Changes,
     applied: number,
+    tally: JournalTally,
   ) {
     this.path = path;
+    this.tally = tally;
     this.#file = file;
     this.ino = ino;
     this.changes = changes;
@@ -98,13 +100,19 @@ export class JournalReader {
 
   /**
    * Opens the journal at `path`, to apply to `changes` what comes above
-   * sequence `applied`. Rejects when it cannot be opened (gone, unreadable).
+   * sequence `applied`, counting lines in `tally`. Rejects when it cannot
+   * be opened (gone, unreadable).
    */
-  static async open(path: string, changes: Changes, applied: number): Promise<JournalReader> {
+  static async open(
+    path: string,
+    changes: Changes,
+    applied: number,
+    tally: JournalTally = { applied: 0, skipped: 0 },
+  ): Promise<JournalReader> {
     const file = await Deno.open(path, { read: true });
     try {
       const { ino } = await file.stat();
-      return new JournalReader(path, file, ino, changes, applied);
+      return new JournalReader(path, file, ino, changes, applied, tally);
     } catch (error) {
       file.close();
       throw error;

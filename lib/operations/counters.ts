@@ -98,10 +98,12 @@ export class Counters {
   reloadFailures = 0;
   /** Reloads that kept the old data because the new file had too few entries. */
   reloadRefusals = 0;
-  /** Journal lines applied (again, for a reloaded dump, those above its sequence number). */
-  journalApplied = 0;
-  /** Journal lines skipped: at or below the sequence number already served. */
-  journalSkipped = 0;
+  /**
+   * Journal lines applied (again, for a reloaded dump, those above its
+   * sequence number), and skipped: at or below the sequence number already
+   * served. The journal's reader counts into it as it reads.
+   */
+  readonly journalLines = { applied: 0, skipped: 0 };
   /** Bad journal lines met (each stops applying until fixed). */
   journalErrors = 0;
   readonly #protocols = new Map<string, ProtocolCounters>();
@@ -181,8 +183,8 @@ export class Counters {
       reloads: this.reloads,
       reloadFailures: this.reloadFailures,
       reloadRefusals: this.reloadRefusals,
-      journalApplied: this.journalApplied,
-      journalSkipped: this.journalSkipped,
+      journalApplied: this.journalLines.applied,
+      journalSkipped: this.journalLines.skipped,
       journalErrors: this.journalErrors,
     };
     if (this.#protocols.size > 1) {

@@ -240,13 +240,13 @@ export function formatMetrics(source: MetricsSource): string {
       "sipdir_journal_lines_applied_total",
       "counter",
       "Journal lines applied (a reloaded dump gets those above its sequence number again).",
-      one(counters.journalApplied),
+      one(counters.journalLines.applied),
     );
     metric(
       "sipdir_journal_lines_skipped_total",
       "counter",
       "Journal lines skipped: at or below the sequence number already served.",
-      one(counters.journalSkipped),
+      one(counters.journalLines.skipped),
     );
     metric(
       "sipdir_journal_errors_total",
