@@ -36,7 +36,8 @@ export const SERVING_WORKER_URL: URL = new URL("./serving_worker.ts", import.met
 
 /**
  * Runs sipdir with `args` on the serving thread until it stops; resolves to
- * the exit status. Signals that reach the process meanwhile are passed on.
+ * the exit status. Signals that reach the process meanwhile are passed on;
+ * those that come after are ignored.
  * A fault that ends the thread is reported on stderr, with status 1.
  *
  * @example
@@ -49,11 +50,15 @@ export async function serveOnThread(args: readonly string[]): Promise<number> {
   const warning = setEventsPerTick();
   const worker = new Worker(SERVING_WORKER_URL, { type: "module", name: "sipdir-serving" });
   const exited = Promise.withResolvers<number>();
-  const relays = RELAYED_SIGNALS.map((signal) => {
-    const relay = () => worker.postMessage({ kind: "signal", signal } satisfies ServingRequest);
-    Deno.addSignalListener(signal, relay);
-    return [signal, relay] as const;
-  });
+  let serving = true;
+  // The listeners stay until the process exits: removing the last one gives
+  // the signal its default action back, and a second SIGTERM in the moment
+  // between the service's end and the exit would kill the process (status 143).
+  for (const signal of RELAYED_SIGNALS) {
+    Deno.addSignalListener(signal, () => {
+      if (serving) worker.postMessage({ kind: "signal", signal } satisfies ServingRequest);
+    });
+  }
   worker.onmessage = (event: MessageEvent<ServingReply>) => exited.resolve(event.data.status);
   worker.onerror = (event) => {
     event.preventDefault();
@@ -71,8 +76,8 @@ export async function serveOnThread(args: readonly string[]): Promise<number> {
     console.error(`sipdir: ${describe(error)}`);
     return 1;
   } finally {
+    serving = false;
     worker.terminate();
-    for (const [signal, relay] of relays) Deno.removeSignalListener(signal, relay);
   }
 }
 

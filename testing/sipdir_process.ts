@@ -143,6 +143,11 @@ export class SipdirProcess {
     throw new Error(`no ${pattern} in ${this.#logFile}; stderr:\n${this.stderr}`);
   }
 
+  /** Waits for the Redis port's log line; returns its port. */
+  async redisPort(timeout = 60_000): Promise<number> {
+    return Number((await this.waitFor(/Redis protocol on \S+:(\d+)/, timeout))[1]);
+  }
+
   /** Reads the rest of stderr and waits for the exit. */
   async exit(): Promise<{ code: number; stderr: string; stdout: string }> {
     const stdout = new Response(this.child.stdout).text();
@@ -153,6 +158,19 @@ export class SipdirProcess {
     }
     const status = await this.child.status;
     return { code: status.code, stderr: this.stderr, stdout: await stdout };
+  }
+
+  /**
+   * Whether the process has exited, read from `/proc` without waiting on
+   * the event loop: true for a zombie (not reaped yet) and once it is gone.
+   */
+  exited(): boolean {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${this.child.pid}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+    } catch {
+      return true;
+    }
   }
 
   /** Sends `signal`, unless the process has exited. */

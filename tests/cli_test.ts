@@ -136,6 +136,19 @@ Deno.test("cli: serves the bundled data; SIGTERM stops it with status 0", async 
   assertOk(stderr.includes("stopped"), stderr);
 });
 
+Deno.test("cli: SIGTERMs that keep coming while it stops do not kill it: status 0", async () => {
+  const sipdir = await SipdirProcess.start(["-d", DATA, "-p", "0"]);
+  await sipdir.port();
+  // As a supervisor that repeats its stop request does, as fast as it can,
+  // up to the very exit. The loop holds this thread, so the exited process
+  // stays unreaped (a zombie) and its pid cannot go to another meanwhile.
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !sipdir.exited()) sipdir.kill("SIGTERM");
+  const { code, stderr } = await sipdir.exit();
+  assertEquals(code, 0, stderr);
+  assertOk(stderr.includes("stopped"), stderr);
+});
+
 Deno.test("cli: an empty data file starts with a warning", async () => {
   const path = await tempFile("");
   const sipdir = await SipdirProcess.start(["-d", path, "-p", "0"]);
