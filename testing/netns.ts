@@ -6,8 +6,6 @@
  * @module
  */
 
-let created = 0;
-
 /** Runs `ip` with `args`; throws with its stderr when it fails. */
 async function ip(...args: string[]): Promise<void> {
   const output = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
@@ -34,13 +32,15 @@ export class NetworkNamespace {
   }
 
   /**
-   * Creates a namespace and its link, on a /30 of 10.213.0.0/16 chosen from
-   * this process's id (so that concurrent test runs do not collide).
+   * Creates a namespace and its link, on a /30 of 10.213.0.0/16 chosen at
+   * random (so that concurrent test runs rarely collide).
    */
   static async create(): Promise<NetworkNamespace> {
     if (Deno.uid() !== 0) throw new Error("network namespaces need root");
-    const id = `${Deno.pid % 100_000}x${created++}`;
-    const subnet = (Deno.pid * 7 + created) % 250 + 1;
+    // Unique enough on one host, and short: interface names have 15 bytes at most.
+    const random = crypto.getRandomValues(new Uint16Array(1))[0];
+    const id = `${Deno.pid % 100_000}x${random % 1000}`;
+    const subnet = random % 250 + 1;
     const namespace = new NetworkNamespace(`sipdir-${id}`, `sdh${id}`, subnet);
     const peer = `sdc${id}`;
     await ip("netns", "add", namespace.name);

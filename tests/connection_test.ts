@@ -14,8 +14,9 @@ import type { Protocol, Replies } from "../lib/protocol/protocol.ts";
 import { RedisProtocol } from "../lib/protocol/redis/redis.ts";
 import { Connection } from "../lib/transport/connection.ts";
 import { Connections } from "../lib/transport/connections.ts";
-import { serve, type ServeOptions, type Server } from "../lib/transport/server.ts";
-import { Dataset, directoryOf, LineClient } from "./helpers.ts";
+import type { ServeOptions, Server } from "../lib/transport/server.ts";
+import { concat } from "../testing/bytes.ts";
+import { Dataset, directoryOf, LineClient, withServer as withServerOf } from "./helpers.ts";
 
 const DATA = new Dataset(2000, 23);
 const directory = await directoryOf(DATA.text);
@@ -23,17 +24,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const info = { version: "1", connectedClients: () => 1, uptimeSeconds: () => 1, port: () => 1 };
 
-async function withServer(
-  options: Partial<ServeOptions>,
-  fn: (server: Server) => Promise<void>,
-): Promise<void> {
-  const server = serve({ directory, port: 0, ...options });
-  try {
-    await fn(server);
-  } finally {
-    await server.shutdown(500);
-  }
-}
+const withServer = (options: Partial<ServeOptions>, fn: (server: Server) => Promise<void>) =>
+  withServerOf(DATA.text, options, fn);
 
 /**
  * Sends `request` whole, then reads until the server ends the connection;
@@ -67,16 +59,6 @@ async function exchangeUntilEnd(
   const reset = await reading;
   conn.close();
   return { reply: decoder.decode(concat(chunks)), reset };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 Deno.test("connection: an end after a protocol error delivers every reply before it, no reset", async () => {

@@ -91,7 +91,7 @@ async function withJournal(
 
 async function ports(sipdir: SipdirProcess): Promise<{ line: number; redis: number }> {
   const line = await sipdir.port();
-  const redis = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+)/))[1]);
+  const redis = await sipdir.redisPort();
   return { line, redis };
 }
 

@@ -11,6 +11,7 @@ import { RedisProtocol, type RedisState } from "../lib/protocol/redis/redis.ts";
 import { ProtocolCounters } from "../lib/operations/counters.ts";
 import { Output, OutputPool } from "../lib/transport/output.ts";
 import { exchange } from "../testing/protocol_harness.ts";
+import { concat, latin1 } from "../testing/bytes.ts";
 import { directoryOf, record, seededRandom } from "./helpers.ts";
 
 const V1 = record("k1", { v: 1 });
@@ -26,21 +27,6 @@ function cmd(...args: (string | Uint8Array)[]): Uint8Array {
     parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
   }
   return concat(parts);
-}
-
-/** Bytes as one char a byte: byte-exact comparisons that print readably. */
-function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 /**

@@ -9,13 +9,12 @@ import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { LineProtocol } from "../lib/protocol/line.ts";
 import { DENIED } from "../lib/protocol/redis/protected_mode.ts";
 import { RedisProtocol } from "../lib/protocol/redis/redis.ts";
-import { serve, type ServeOptions, type Server } from "../lib/transport/server.ts";
+import type { ServeOptions, Server } from "../lib/transport/server.ts";
 import { assertThrows } from "./assert.ts";
-import { Dataset, directoryOf, SipdirProcess, tempFile } from "./helpers.ts";
+import { Dataset, SipdirProcess, tempFile, withServer as withServerOf } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 const DATA = new Dataset(2000, 21);
-const directory = await directoryOf(DATA.text);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const info = { version: "1", connectedClients: () => 1, uptimeSeconds: () => 1, port: () => 1 };
@@ -30,17 +29,8 @@ function command(args: readonly string[]): string {
     args.map((a) => `$${encoder.encode(a).length}\r\n${a}\r\n`).join("");
 }
 
-async function withServer(
-  options: Partial<ServeOptions>,
-  fn: (server: Server) => Promise<void>,
-): Promise<void> {
-  const server = serve({ directory, port: 0, ...options });
-  try {
-    await fn(server);
-  } finally {
-    await server.shutdown(500);
-  }
-}
+const withServer = (options: Partial<ServeOptions>, fn: (server: Server) => Promise<void>) =>
+  withServerOf(DATA.text, options, fn);
 
 /** Reads from `conn` until `length` bytes came or it ends; the bytes as text. */
 async function read(conn: Deno.Conn, length: number): Promise<string> {
@@ -184,7 +174,7 @@ Deno.test("redis port: a command that never ends, and a 200 000-key MGET, hold l
   const sipdir = await SipdirProcess.start(["-d", path, "-p", "0", "--redis-port", "0"]);
   try {
     await sipdir.port();
-    const port = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+)/))[1]);
+    const port = await sipdir.redisPort();
     // 36 MB of one-byte arguments to a PING that announced 100 million.
     const endless = await Deno.connect({ hostname: "127.0.0.1", port });
     const chunk = encoder.encode("$1\r\nx\r\n".repeat(100_000));

@@ -378,8 +378,9 @@ export class Connection {
     this.#updateMemory();
   }
 
-  /** Recounts what this connection holds, and tells the host. */
+  /** Recounts what this connection holds, and tells the host (nothing, once closed). */
   #updateMemory(): void {
+    if (this.closed) return;
     const memory = this.#own.length + (this.#buf === this.#own ? 0 : this.#buf.length) +
       (this.#output.buffer?.length ?? 0) + (this.protocol.memory?.(this.#state) ?? 0);
     if (memory !== this.memory) {

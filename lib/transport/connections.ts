@@ -32,7 +32,7 @@ const ACCEPT_BACKOFF_MIN = 5;
 /** … up to this. */
 const ACCEPT_BACKOFF_MAX = 250;
 /** Accept errors that mean the process or the system ran out of something. */
-const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
+const EXHAUSTED: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
 /** Options of {@linkcode Connections}. */
 export interface ConnectionsOptions {

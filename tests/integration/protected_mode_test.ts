@@ -25,7 +25,7 @@ async function start(path: string, args: string[]): Promise<[SipdirProcess, numb
     ...args,
   ]);
   await sipdir.port();
-  const port = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+)/))[1]);
+  const port = await sipdir.redisPort();
   return [sipdir, port];
 }
 

@@ -8,7 +8,13 @@
  */
 
 import { assertAtMost, assertEquals, assertOk } from "../assert.ts";
-import { Dataset, LineClient, SipdirProcess, tempFile } from "../helpers.ts";
+import {
+  Dataset,
+  LineClient,
+  SipdirProcess,
+  tempFile,
+  withSipdir as withSipdirOf,
+} from "../helpers.ts";
 
 const MiB = 1024 * 1024;
 const DATA = new Dataset(2000, 31);
@@ -56,22 +62,8 @@ async function lookupTimes(port: number, n: number): Promise<number[]> {
   return times.sort((a, b) => a - b);
 }
 
-async function withSipdir(
-  args: string[],
-  fn: (sipdir: SipdirProcess, port: number) => Promise<void>,
-): Promise<void> {
-  const path = await tempFile(DATA.text);
-  const sipdir = await SipdirProcess.start(["-d", path, "-p", "0", ...args], {
-    shell: "ulimit -n 4096",
-  });
-  try {
-    await fn(sipdir, await sipdir.port());
-  } finally {
-    sipdir.kill("SIGTERM");
-    await sipdir.exit();
-    await Deno.remove(path);
-  }
-}
+const withSipdir = (args: string[], fn: (sipdir: SipdirProcess, port: number) => Promise<void>) =>
+  withSipdirOf(DATA.text, args, fn, { shell: "ulimit -n 4096" });
 
 /** Waits until the server's writes stop progressing: the stalled clients' replies backed up. */
 async function settled(sipdir: SipdirProcess): Promise<Record<string, number>> {
