@@ -1,5 +1,6 @@
 /**
- * An SVG chart of throughput by pipeline depth, sipdir against Redis.
+ * An SVG chart of throughput by pipeline depth (requests in flight per connection), sipdir
+ * against Redis: grouped bars, one group per depth. `bench/compare.ts --chart FILE` draws it.
  *
  * @module
  */
@@ -18,6 +19,8 @@ export interface DepthResult {
 export interface ChartData {
   /** Rows, by increasing depth. */
   results: DepthResult[];
+  /** The title: what was measured. */
+  title: string;
   /** Subtitle: machine, date, data size, client. */
   caption: string;
 }
@@ -36,6 +39,7 @@ const COLORS = { sipdir: "#1f77b4", redis: "#d62728" };
  * import { renderDepthChart } from "./chart.ts";
  * const svg = renderDepthChart({
  *   results: [{ depth: 1, sipdir: 100_000, redis: 110_000 }],
+ *   title: "Lookups per second by requests in flight",
  *   caption: "example",
  * });
  * ```
@@ -44,16 +48,17 @@ export function renderDepthChart(data: ChartData): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const max = niceMax(Math.max(...data.results.flatMap((r) => [r.sipdir, r.redis])));
-  const y = (v: number) => MARGIN.top + plotH - (v / max) * plotH;
+  // Coordinates to a hundredth of a pixel: more is noise in the file.
+  const y = (v: number) => round(MARGIN.top + plotH - (v / max) * plotH);
   const group = plotW / data.results.length;
-  const bar = Math.min(28, group / 3);
+  const bar = round(Math.min(28, group / 3));
   const parts: string[] = [];
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
-    `<text x="${
-      WIDTH / 2
-    }" y="22" text-anchor="middle" font-size="15" font-weight="bold">Lookups per second by pipeline depth</text>`,
+    `<text x="${WIDTH / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${
+      escape(data.title)
+    }</text>`,
     `<text x="${WIDTH / 2}" y="40" text-anchor="middle" fill="#555">${escape(data.caption)}</text>`,
   );
   for (let i = 0; i <= 5; i++) {
@@ -66,12 +71,12 @@ export function renderDepthChart(data: ChartData): string {
     );
   }
   data.results.forEach((r, i) => {
-    const cx = MARGIN.left + group * i + group / 2;
+    const cx = round(MARGIN.left + group * i + group / 2);
     for (const [k, name] of [[-1, "sipdir"], [0, "redis"]] as const) {
       const value = r[name];
       parts.push(
-        `<rect x="${cx + k * bar}" y="${y(value)}" width="${bar}" height="${
-          MARGIN.top + plotH - y(value)
+        `<rect x="${round(cx + k * bar)}" y="${y(value)}" width="${bar}" height="${
+          round(MARGIN.top + plotH - y(value))
         }" fill="${COLORS[name]}"><title>${name} depth ${r.depth}: ${
           Math.round(value)
         } ops/s</title></rect>`,
@@ -103,6 +108,10 @@ export function renderDepthChart(data: ChartData): string {
     `</svg>`,
   );
   return parts.join("\n") + "\n";
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
 }
 
 function niceMax(v: number): number {

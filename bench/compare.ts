@@ -4,7 +4,7 @@
  *
  * ```sh
  * deno run -A bench/compare.ts [-n 100000] [-c 32,512] [-P 1,16] [-d 4] [-r 3]
- *   [--protocols line,redis] [--json FILE] [--work /tmp/sipdir-compare]
+ *   [--protocols line,redis] [--json FILE] [--chart FILE] [--work /tmp/sipdir-compare]
  * ```
  *
  * Both servers hold the same generated registrations (`testing/gen_regs.ts`; Redis as
@@ -23,47 +23,90 @@
  * /proc/PID/stat during the measured window): on a noisy VM, throughput moves with the CPU the
  * host lends us, while the CPU a lookup costs is much steadier.
  *
+ * With `--chart FILE`, it also draws (`bench/chart.ts`) lookups per second by requests in flight,
+ * sipdir's and Redis's medians side by side, for the line protocol (the Redis port if only that
+ * was measured) at the first connection count of `-c`, as an SVG grouped-bar chart captioned with
+ * the machine, the date, the data, the connections, the rounds and the client; and writes what it
+ * shows next to it as JSON (FILE with `.json` for its extension). The performance page's chart:
+ *
+ * ```sh
+ * deno task bench:compare -- --protocols line -c 32 -P 1,2,4,8,16,32,64 --chart docs/depths.svg
+ * ```
+ *
  * Needs `redis-server` on PATH (Debian: `apt-get install redis-server`) and `cc`. Generated data
  * and the compiled client are cached in the work directory.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { type DepthResult, renderDepthChart } from "./chart.ts";
 import { writeRegistrations } from "../testing/gen_regs.ts";
-import { compileFlags, LAUNCH_ENV, mainPath } from "../testing/sipdir_process.ts";
+import type {
+  Cleanups,
+  LoadgenResult,
+  LoadgenSetup,
+  LoadMeasures,
+  Machine as Host,
+  Protocol,
+  RunInfo,
+  TableColumn,
+} from "./harness.ts";
+import {
+  choicesFlag,
+  CommandLine,
+  describeRun,
+  entriesFlag,
+  generateOnce,
+  integerFlag,
+  integerListFlag,
+  LOAD_COLUMNS,
+  loadgenSetup,
+  loadMedians,
+  loadRedis,
+  LookupClient,
+  markdownTable,
+  mb,
+  optionalFlag,
+  printRunInfo,
+  readLines,
+  redisDbSize,
+  reportErrors,
+  requireTools,
+  residentBytes,
+  run,
+  RUN_COLUMNS,
+  runLoadgen,
+  runMain,
+  runSecondsFlag,
+  startRedis,
+  startSipdir as startSipdirProcess,
+  Table,
+  textFlag,
+  writeResults,
+} from "./harness.ts";
 
-type Protocol = "line" | "redis";
 type ServerName = "sipdir" | "redis";
 
-/** Seconds each load generator run warms up before it measures. */
-const WARMUP_SECONDS = 1;
-
-const USAGE = `usage: deno run -A bench/compare.ts [options]
-
-  -n ENTRIES            registrations to generate (default 100000)
-  -c LIST               connections, comma-separated (default 32,512)
-  -P LIST               requests in flight per connection (default 1,16)
-  -d SECONDS            measured seconds per run, after a ${WARMUP_SECONDS} s warm-up (default 4)
-  -r ROUNDS             rounds; each runs every cell against both servers (default 3)
-  --protocols LIST      line, redis or both (default line,redis)
-  --json FILE           where to write the results (default WORK/compare-latest.json)
-  --work DIR            data, client and logs (default /tmp/sipdir-compare)
-  -h, --help            this text`;
-
-/** The shell that gives a server as many descriptors as it may have, for 1024 connections. */
-const RAISE_FD_LIMIT = 'ulimit -n $(ulimit -Hn); exec "$@"';
-
-interface Options {
-  entries: number;
-  connections: number[];
-  inFlight: number[];
-  seconds: number;
-  rounds: number;
-  protocols: Protocol[];
-  json: string;
-  work: string;
-}
+const COMMAND_LINE = new CommandLine("bench/compare.ts", {
+  entries: entriesFlag("100000"),
+  connections: integerListFlag("32,512", "connections, comma-separated", { short: "c" }),
+  inFlight: integerListFlag("1,16", "requests in flight per connection", { short: "P" }),
+  seconds: runSecondsFlag("4"),
+  rounds: integerFlag("3", "rounds; each runs every cell against both servers", {
+    short: "r",
+    placeholder: "ROUNDS",
+  }),
+  protocols: choicesFlag(["line", "redis"], "line,redis", "line, redis or both"),
+  json: optionalFlag("where to write the results (default WORK/compare-latest.json)", {
+    placeholder: "FILE",
+  }),
+  chart: optionalFlag(
+    "also draw throughput by requests in flight (line protocol, first -c)\n" +
+      "as an SVG chart into FILE, and its data into FILE with .json",
+    { placeholder: "FILE" },
+  ),
+  work: textFlag("/tmp/sipdir-compare", "data, client and logs", { placeholder: "DIR" }),
+});
 
 /** A server under test. */
 interface Server {
@@ -78,133 +121,43 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/** What one load generator run printed. */
-interface LoadResult {
-  ops: number;
-  opsPerS: number;
-  p50Us: number;
-  p99Us: number;
-  p999Us: number;
-  maxUs: number;
-  errors: number;
-}
-
 /** One run: one server, one cell, one round. */
-interface Run extends LoadResult {
+interface Run extends LoadgenResult {
   server: ServerName;
   protocol: Protocol;
   connections: number;
   inFlight: number;
   round: number;
-  /** The server's CPU time (user + system) per lookup during the measured window, in µs. */
-  cpuUsPerLookup: number;
-}
-
-/** Medians over rounds of one server in one cell. */
-interface CellMedians {
-  opsPerS: number;
-  p50Us: number;
-  p99Us: number;
-  p999Us: number;
-  cpuUsPerLookup: number;
-  errors: number;
 }
 
 /** The summary of one (protocol, connections) column. */
 interface Column {
   protocol: Protocol;
   connections: number;
-  /** By requests in flight, then by server. */
-  medians: Record<number, Record<ServerName, CellMedians>>;
+  /** Medians over rounds, by requests in flight, then by server. */
+  medians: Record<number, Record<ServerName, LoadMeasures>>;
   /** sipdir ÷ Redis, by measure name. */
   ratios: Record<string, number>;
 }
 
-/** The sipdir that ran: the commit, and how many files differed from it. */
-interface Source {
-  commit: string;
-  uncommittedFiles: number;
-}
-
-interface Machine {
-  cpu: string;
-  cores: number;
-  kernel: string;
-  deno: string;
+/** The machine, and the Redis it ran. */
+interface Machine extends Host {
   redis: string;
 }
-
-/** Everything that must be stopped on the way out, newest first. */
-const cleanups: (() => Promise<void>)[] = [];
-/** Ctrl-C or SIGTERM arrived: its handler stops everything and exits. */
-let interrupted = false;
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-function parseOptions(args: string[]): Options {
-  const { values } = parseFlags(args);
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  const protocols = values.protocols.split(",");
-  for (const protocol of protocols) {
-    if (protocol !== "line" && protocol !== "redis") usageError(`unknown protocol ${protocol}`);
-  }
-  const seconds = Number(values.seconds);
-  if (!(seconds > 0)) usageError(`-d wants a positive number of seconds, not ${values.seconds}`);
-  return {
-    entries: positiveInteger("-n", values.entries),
-    connections: integerList("-c", values.connections),
-    inFlight: integerList("-P", values["in-flight"]),
-    seconds,
-    rounds: positiveInteger("-r", values.rounds),
-    protocols: protocols as Protocol[],
-    json: values.json ?? `${values.work}/compare-latest.json`,
-    work: values.work,
-  };
+function parseOptions(args: string[]) {
+  const options = COMMAND_LINE.parse(args);
+  return { ...options, json: options.json ?? `${options.work}/compare-latest.json` };
 }
 
-/** The command line's flags, as strings; a flag it does not know is a usage error. */
-function parseFlags(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      options: {
-        entries: { type: "string", short: "n", default: "100000" },
-        connections: { type: "string", short: "c", default: "32,512" },
-        "in-flight": { type: "string", short: "P", default: "1,16" },
-        seconds: { type: "string", short: "d", default: "4" },
-        rounds: { type: "string", short: "r", default: "3" },
-        protocols: { type: "string", default: "line,redis" },
-        json: { type: "string" },
-        work: { type: "string", default: "/tmp/sipdir-compare" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    usageError(error instanceof Error ? error.message : String(error));
-  }
-}
-
-function positiveInteger(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) usageError(`${flag} wants a positive integer, not ${text}`);
-  return n;
-}
-
-function integerList(flag: string, text: string): number[] {
-  return text.split(",").map((item) => positiveInteger(flag, item));
-}
-
-function usageError(message: string): never {
-  console.error(`compare: ${message}\n${USAGE}`);
-  Deno.exit(2);
-}
+/** What the command line asks for. */
+type Options = ReturnType<typeof parseOptions>;
 
 // ---------------------------------------------------------------------------------------------
-// Preparation: data, client, tools
+// Preparation: the data
 
 /** The dump and its distinct AORs (one a line), generated once per size and cached. */
 async function prepareData(
@@ -213,182 +166,19 @@ async function prepareData(
 ): Promise<{ regs: string; keys: string; aors: string[] }> {
   const regs = `${work}/regs-${entries}.jsonl`;
   const keys = `${work}/keys-${entries}.txt`;
-  if (!(await exists(regs) && await exists(keys))) {
-    console.log(`generating ${entries} registrations into ${regs}`);
-    // Written aside and renamed, so that an interrupted run leaves no half a dump in the cache.
+  await generateOnce([regs, keys], `${entries} registrations into ${regs}`, async () => {
     await writeRegistrations({ count: entries, out: `${regs}.tmp`, keys: `${keys}.tmp` });
-    await Deno.rename(`${keys}.tmp`, keys);
-    await Deno.rename(`${regs}.tmp`, regs);
-  }
-  const aors = (await Deno.readTextFile(keys)).split("\n").filter((k) => k !== "");
-  return { regs, keys, aors };
-}
-
-/** Compiles bench/loadgen.c into the work directory unless the binary there is newer. */
-async function buildLoadgen(work: string): Promise<string> {
-  const source = new URL("./loadgen.c", import.meta.url).pathname;
-  const binary = `${work}/loadgen`;
-  const built = await Deno.stat(binary).catch(() => undefined);
-  const sourceTime = (await Deno.stat(source)).mtime!.getTime();
-  if (built && built.mtime!.getTime() >= sourceTime) return binary;
-  console.log(`compiling ${source}`);
-  const { code, stderr } = await run("cc", ["-O2", "-o", binary, source]);
-  if (code !== 0) throw new Error(`cc failed:\n${stderr}`);
-  return binary;
-}
-
-/** Exits with a clear message unless `redis-server` and `cc` can be run. */
-async function requireTools(): Promise<void> {
-  const tools = [
-    ["redis-server", "Debian: apt-get install redis-server"],
-    ["cc", "Debian: apt-get install gcc"],
-  ];
-  for (const [tool, hint] of tools) {
-    try {
-      await run(tool, ["--version"]);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      console.error(`compare: ${tool} is not on PATH (${hint})`);
-      Deno.exit(1);
-    }
-  }
+  });
+  return { regs, keys, aors: await readLines(keys) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Redis
 
-/** Starts redis-server on a free loopback port, without persistence, logging into the work dir. */
-async function startRedis(work: string): Promise<Server> {
-  const port = freePort();
-  const args = [
-    ...["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", String(port)],
-    ...["--logfile", `${work}/redis.log`],
-  ];
-  const child = new Deno.Command("sh", {
-    args: ["-c", RAISE_FD_LIMIT, "sh", "redis-server", ...args],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const stop = stopper(child);
-  cleanups.unshift(stop);
-  await Promise.race([
-    waitForPort(port),
-    child.status.then((status) => {
-      throw new Error(`redis-server exited (${status.code}); see ${work}/redis.log`);
-    }),
-  ]);
-  const pid = await listeningPid(port, child.pid);
+/** Starts redis-server, without persistence, logging into the work directory. */
+async function startRedisServer(work: string, cleanups: Cleanups): Promise<Server> {
+  const { pid, port, stop } = await startRedis(`${work}/redis.log`, cleanups);
   return { name: "redis", pid, ports: { redis: port }, rssAfterLoad: 0, stop };
-}
-
-/**
- * Loads every line of the dump as `SET aor <the line>`, pipelined over one connection; later
- * lines overwrite earlier ones of the same AOR, as in sipdir. Returns the AORs that repeat.
- */
-async function loadRedis(port: number, regs: string): Promise<string[]> {
-  const lines = (await Deno.readTextFile(regs)).split("\n").filter((line) => line !== "");
-  const seen = new Set<string>();
-  const repeated = new Set<string>();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const reader = new ConnReader(conn);
-    const batch = 1000;
-    for (let from = 0; from < lines.length; from += batch) {
-      const commands = lines.slice(from, from + batch).map((line) => {
-        const aor: string = JSON.parse(line).addressOfRecord;
-        if (seen.has(aor)) repeated.add(aor);
-        seen.add(aor);
-        return resp(["SET", aor, line]);
-      });
-      await writeAll(conn, encoder.encode(commands.join("")));
-      for (let i = 0; i < commands.length; i++) {
-        const reply = await reader.line();
-        if (reply !== "+OK\r") throw new Error(`Redis answered a SET with ${reply}`);
-      }
-    }
-  } finally {
-    conn.close();
-  }
-  return [...repeated];
-}
-
-/** Redis's DBSIZE. */
-async function redisDbSize(port: number): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await writeAll(conn, encoder.encode(resp(["DBSIZE"])));
-    const reply = await new ConnReader(conn).line();
-    if (!reply.startsWith(":")) throw new Error(`DBSIZE answered ${reply}`);
-    return Number(reply.slice(1));
-  } finally {
-    conn.close();
-  }
-}
-
-/** A command as RESP multibulk, lengths in bytes. */
-function resp(args: string[]): string {
-  let text = `*${args.length}\r\n`;
-  for (const arg of args) text += `$${encoder.encode(arg).length}\r\n${arg}\r\n`;
-  return text;
-}
-
-/** Reads a connection by lines and by byte counts. */
-class ConnReader {
-  readonly #conn: Deno.Conn;
-  #buffered = new Uint8Array(0);
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** The next line, without its LF (a CR before it stays). */
-  async line(): Promise<string> {
-    for (;;) {
-      const end = this.#buffered.indexOf(0x0a);
-      if (end >= 0) return decoder.decode(this.#take(end + 1).subarray(0, end));
-      await this.#fill();
-    }
-  }
-
-  /** The next `n` bytes. */
-  async bytes(n: number): Promise<Uint8Array> {
-    while (this.#buffered.length < n) await this.#fill();
-    return this.#take(n);
-  }
-
-  #take(n: number): Uint8Array {
-    const taken = this.#buffered.slice(0, n);
-    this.#buffered = this.#buffered.subarray(n);
-    return taken;
-  }
-
-  async #fill(): Promise<void> {
-    const chunk = new Uint8Array(1 << 16);
-    const n = await this.#conn.read(chunk);
-    if (n === null) throw new Error("the server closed the connection");
-    const joined = new Uint8Array(this.#buffered.length + n);
-    joined.set(this.#buffered);
-    joined.set(chunk.subarray(0, n), this.#buffered.length);
-    this.#buffered = joined;
-  }
-}
-
-/** `GET key` over RESP: the value, or null for nil. */
-async function redisGet(conn: Deno.Conn, reader: ConnReader, key: string): Promise<string | null> {
-  await writeAll(conn, encoder.encode(resp(["GET", key])));
-  const header = await reader.line();
-  if (header === "$-1\r") return null;
-  const length = Number(header.slice(1, -1));
-  if (!header.startsWith("$") || !header.endsWith("\r") || !Number.isInteger(length)) {
-    throw new Error(`GET ${key} answered ${header}`);
-  }
-  return decoder.decode((await reader.bytes(length + 2)).subarray(0, length));
-}
-
-/** A lookup over the line protocol: the answer line, without its LF. */
-async function lineGet(conn: Deno.Conn, reader: ConnReader, key: string): Promise<string> {
-  await writeAll(conn, encoder.encode(`${key}\n`));
-  return await reader.line();
 }
 
 /**
@@ -396,19 +186,15 @@ async function lineGet(conn: Deno.Conn, reader: ConnReader, key: string): Promis
  * generator only checks that an answer names its AOR).
  */
 async function checkSameAnswers(servers: Record<ServerName, Server>, aors: string[]) {
-  const open = async (port: number) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    return { conn, reader: new ConnReader(conn) };
-  };
-  const redis = await open(servers.redis.ports.redis!);
-  const line = await open(servers.sipdir.ports.line!);
-  const sipdirRedis = await open(servers.sipdir.ports.redis!);
+  const redis = await LookupClient.open(servers.redis.ports.redis!);
+  const line = await LookupClient.open(servers.sipdir.ports.line!);
+  const sipdirRedis = await LookupClient.open(servers.sipdir.ports.redis!);
   try {
     for (const aor of aors) {
-      const expected = await redisGet(redis.conn, redis.reader, aor);
+      const expected = await redis.get(aor);
       const answers = {
-        "sipdir's line port": await lineGet(line.conn, line.reader, aor),
-        "sipdir's Redis port": await redisGet(sipdirRedis.conn, sipdirRedis.reader, aor),
+        "sipdir's line port": await line.lookUp(aor),
+        "sipdir's Redis port": await sipdirRedis.get(aor),
       };
       for (const [where, answer] of Object.entries(answers)) {
         if (answer !== expected) {
@@ -419,7 +205,7 @@ async function checkSameAnswers(servers: Record<ServerName, Server>, aors: strin
       }
     }
   } finally {
-    for (const { conn } of [redis, line, sipdirRedis]) conn.close();
+    for (const client of [redis, line, sipdirRedis]) client.close();
   }
 }
 
@@ -432,299 +218,60 @@ function spread(aors: string[], count: number): string[] {
 // ---------------------------------------------------------------------------------------------
 // sipdir
 
-/** Collects a child's stderr into a log file and a string, so that it never blocks on a pipe. */
-class StderrLog {
-  text = "";
-  readonly #reader: ReadableStreamDefaultReader<string>;
-  readonly #file: Deno.FsFile;
-  #ended = false;
-
-  constructor(stream: ReadableStream<Uint8Array>, file: Deno.FsFile) {
-    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-    this.#file = file;
-  }
-
-  /**
-   * Reads until `pattern` matches what was logged; returns the match. Fails when the stream ends
-   * first, or after `timeout` ms (the first start on a fresh machine may fetch npm packages).
-   */
-  async waitFor(pattern: RegExp, timeout = 120_000): Promise<RegExpMatchArray> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`sipdir logged no ${pattern} in ${timeout} ms`)),
-        timeout,
-      );
-    });
-    try {
-      for (;;) {
-        const match = this.text.match(pattern);
-        if (match) return match;
-        if (this.#ended || !await Promise.race([this.#readChunk(), timedOut])) {
-          throw new Error(`sipdir exited without logging ${pattern}:\n${this.text}`);
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Keeps reading (and logging) until the stream ends. */
-  async drain(): Promise<void> {
-    while (await this.#readChunk());
-  }
-
-  async #readChunk(): Promise<boolean> {
-    const chunk = await this.#reader.read();
-    if (chunk.done) {
-      this.#ended = true;
-      this.#file.close();
-      return false;
-    }
-    this.text += chunk.value;
-    await writeAll(this.#file, encoder.encode(chunk.value));
-    return true;
-  }
-}
-
 /**
  * Starts sipdir as the compiled binary runs (the compile task's flags, the launchers'
  * environment), on free ports for both protocols; checks that it loaded `distinct` entries.
  */
-async function startSipdir(work: string, regs: string, distinct: number): Promise<Server> {
-  const args = [
-    ...["run", ...await compileFlags(), mainPath()],
-    ...["--data", regs, "--ip", "127.0.0.1", "--port", "0", "--redis-port", "0"],
-  ];
-  const child = new Deno.Command("sh", {
-    args: ["-c", RAISE_FD_LIMIT, "sh", Deno.execPath(), ...args],
-    env: { ...LAUNCH_ENV },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stop = stopper(child);
-  cleanups.unshift(stop);
-  const log = new StderrLog(child.stderr, await Deno.create(`${work}/sipdir.log`));
-  const loaded = Number((await log.waitFor(/loaded (\d+) entries/))[1]);
-  const line = Number((await log.waitFor(/listening on \S+:(\d+)/))[1]);
-  const redis = Number((await log.waitFor(/Redis protocol on \S+:(\d+)/))[1]);
-  // The rest goes to the log file only; losing it would cost nothing but the file.
-  log.drain().catch(() => {});
-  if (loaded !== distinct) throw new Error(`sipdir loaded ${loaded} entries, not ${distinct}`);
-  const pid = await listeningPid(line, child.pid);
-  return { name: "sipdir", pid, ports: { line, redis }, rssAfterLoad: 0, stop };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/** A function that stops `child` (SIGTERM, SIGKILL after 5 s) and waits for its exit. */
-function stopper(child: Deno.ChildProcess): () => Promise<void> {
-  let stopping: Promise<void> | undefined;
-  return () => {
-    stopping ??= (async () => {
-      signal(child, "SIGTERM");
-      const timer = setTimeout(() => signal(child, "SIGKILL"), 5000);
-      await child.status;
-      clearTimeout(timer);
-    })();
-    return stopping;
-  };
-}
-
-function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
-  try {
-    child.kill(name);
-  } catch {
-    // Already exited.
+async function startSipdir(
+  work: string,
+  regs: string,
+  distinct: number,
+  cleanups: Cleanups,
+): Promise<Server> {
+  const sipdir = await startSipdirProcess(
+    { data: regs, args: ["--redis-port", "0"], logFile: `${work}/sipdir.log` },
+    cleanups,
+  );
+  if (sipdir.loaded !== distinct) {
+    throw new Error(`sipdir loaded ${sipdir.loaded} entries, not ${distinct}`);
   }
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  return port;
-}
-
-/** Resolves once something accepts connections on 127.0.0.1:`port` (up to 60 s). */
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await sleep(100);
-    }
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
-}
-
-/**
- * The process, `root` or one of its descendants, that holds the socket listening on `port`: the
- * one whose CPU time counts (not a wrapping shell).
- */
-async function listeningPid(port: number, root: number): Promise<number> {
-  const inode = await listeningInode(port);
-  for (const pid of await processTree(root)) {
-    const fds = `/proc/${pid}/fd`;
-    for await (const entry of Deno.readDir(fds)) {
-      const target = await Deno.readLink(`${fds}/${entry.name}`).catch(() => "");
-      if (target === `socket:[${inode}]`) return pid;
-    }
-  }
-  throw new Error(`no process under ${root} listens on port ${port}`);
-}
-
-/** The inode of the socket listening on `port`, from /proc/net/tcp{,6}. */
-async function listeningInode(port: number): Promise<string> {
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    for (const row of (await Deno.readTextFile(table)).split("\n").slice(1)) {
-      const fields = row.trim().split(/\s+/);
-      if (fields.length < 10 || fields[3] !== "0A") continue; // 0A: LISTEN
-      const local = fields[1];
-      if (parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port) return fields[9];
-    }
-  }
-  throw new Error(`nothing listens on port ${port}`);
-}
-
-/** `pid` and its descendants. */
-async function processTree(pid: number): Promise<number[]> {
-  const pids = [pid];
-  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
-    const children = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`)
-      .catch(() => "");
-    for (const child of children.split(" ").filter((c) => c !== "")) {
-      pids.push(...await processTree(Number(child)));
-    }
-  }
-  return pids;
-}
-
-/** CPU time (user + system, all threads) of `pid` so far, in clock ticks. */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  // The command name, in parentheses, may hold spaces: count fields after its closing one.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15 of proc(5)
-}
-
-/** Resident memory of `pid`, in bytes. */
-async function residentBytes(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const line = status.split("\n").find((l) => l.startsWith("VmRSS:"));
-  if (line === undefined) throw new Error(`no VmRSS for ${pid}`);
-  return Number(line.split(/\s+/)[1]) * 1024;
+  const ports = { line: sipdir.ports.line, redis: sipdir.ports.redis };
+  return { name: "sipdir", pid: sipdir.pid, ports, rssAfterLoad: 0, stop: sipdir.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
-
-/** What every run shares. */
-interface Bench {
-  loadgen: string;
-  keys: string;
-  seconds: number;
-  clockTicks: number;
-}
 
 /**
  * Runs the load generator against one server and samples that server's CPU time during the
  * measured window.
  */
 async function measure(
-  bench: Bench,
+  setup: LoadgenSetup,
+  cleanups: Cleanups,
   server: Server,
   cell: { protocol: Protocol; connections: number; inFlight: number; round: number },
 ): Promise<Run> {
   // sipdir is driven in the cell's protocol, on that protocol's port; Redis always with GET.
   const mode = server.name === "sipdir" ? cell.protocol : "redis";
+  const { connections, inFlight } = cell;
   const port = server.ports[mode]!;
-  const args = [
-    ...["-h", "127.0.0.1", "-p", String(port), "-k", bench.keys, "-m", mode],
-    ...["-c", String(cell.connections), "-P", String(cell.inFlight)],
-    ...["-d", String(bench.seconds), "-w", String(WARMUP_SECONDS)],
-  ];
-  const child = new Deno.Command(bench.loadgen, { args, stdout: "piped", stderr: "piped" })
-    .spawn();
-  const stop = stopper(child);
-  cleanups.unshift(stop);
-  const started = performance.now();
-  const output = child.output();
-  // Stop sampling a little before the load generator stops: a late timer must not count idle time.
-  const margin = Math.min(0.25, bench.seconds / 10);
-  const cpu = await cpuDuring(
-    server.pid,
-    started + WARMUP_SECONDS * 1000,
-    started + (WARMUP_SECONDS + bench.seconds - margin) * 1000,
+  const result = await runLoadgen(
+    { ...setup, port, mode, connections, inFlight, cpuPid: server.pid },
+    cleanups,
   );
-  const { code, stdout, stderr } = await output;
-  cleanups.splice(cleanups.indexOf(stop), 1);
-  const text = decoder.decode(stdout);
-  // Status 1: it ran, and some answers were wrong; anything else is a failure of the run.
-  if (code !== 0 && !(code === 1 && text.startsWith("ops="))) {
-    throw new Error(`loadgen ${args.join(" ")} failed (${code}):\n${decoder.decode(stderr)}`);
-  }
-  if (code === 1) console.error(decoder.decode(stderr).trimEnd());
-  const load = parseLoadResult(text);
-  const cpuSecondsPerSecond = cpu.ticks / bench.clockTicks / cpu.seconds;
-  return {
-    server: server.name,
-    ...cell,
-    ...load,
-    cpuUsPerLookup: load.opsPerS > 0 ? cpuSecondsPerSecond / load.opsPerS * 1e6 : NaN,
-  };
-}
-
-/**
- * The CPU ticks `pid` used between two moments (`performance.now()` times), and the seconds
- * actually between the two samples. The window lies inside the load generator's measured one,
- * where the load is steady, so ticks per second over ops per second is the CPU per lookup.
- */
-async function cpuDuring(
-  pid: number,
-  from: number,
-  to: number,
-): Promise<{ ticks: number; seconds: number }> {
-  await sleep(from - performance.now());
-  const before = await cpuTicks(pid);
-  const t0 = performance.now();
-  await sleep(to - performance.now());
-  const after = await cpuTicks(pid);
-  return { ticks: after - before, seconds: (performance.now() - t0) / 1000 };
-}
-
-/** Parses the load generator's `ops=N ops_per_s=N p50_us=N …` line. */
-function parseLoadResult(text: string): LoadResult {
-  const fields = new Map(
-    text.trim().split(" ").map((pair) => pair.split("=") as [string, string]),
-  );
-  const number = (name: string) => {
-    const value = Number(fields.get(name));
-    if (!fields.has(name) || Number.isNaN(value)) throw new Error(`no ${name} in: ${text}`);
-    return value;
-  };
-  return {
-    ops: number("ops"),
-    opsPerS: number("ops_per_s"),
-    p50Us: number("p50_us"),
-    p99Us: number("p99_us"),
-    p999Us: number("p999_us"),
-    maxUs: number("max_us"),
-    errors: number("errors"),
-  };
+  return { server: server.name, ...cell, ...result };
 }
 
 /** Every run of the schedule, printed as it completes. */
 async function runAll(
   options: Options,
-  bench: Bench,
+  setup: LoadgenSetup,
+  cleanups: Cleanups,
   servers: Record<ServerName, Server>,
 ): Promise<Run[]> {
   const runs: Run[] = [];
-  printRunHeader();
+  RUN_TABLE.printHeader();
   for (const protocol of options.protocols) {
     for (const connections of options.connections) {
       for (const inFlight of options.inFlight) {
@@ -732,13 +279,9 @@ async function runAll(
           // Alternating which server goes first cancels drift within a cell.
           const order: ServerName[] = round % 2 === 1 ? ["sipdir", "redis"] : ["redis", "sipdir"];
           for (const name of order) {
-            const result = await measure(bench, servers[name], {
-              protocol,
-              connections,
-              inFlight,
-              round,
-            });
-            printRun(result);
+            const cell = { protocol, connections, inFlight, round };
+            const result = await measure(setup, cleanups, servers[name], cell);
+            RUN_TABLE.printRow(result);
             runs.push(result);
           }
         }
@@ -763,7 +306,7 @@ function summarize(
       const medians: Column["medians"] = {};
       for (const inFlight of options.inFlight) {
         const cell = (server: ServerName) =>
-          cellMedians(
+          loadMedians(
             runs.filter((r) =>
               r.server === server && r.protocol === protocol && r.connections === connections &&
               r.inFlight === inFlight
@@ -784,7 +327,7 @@ function ratios(
 ): Record<string, number> {
   const cells = Object.entries(medians);
   const result: Record<string, number> = {};
-  const measures: [string, (m: CellMedians) => number][] = [
+  const measures: [string, (m: LoadMeasures) => number][] = [
     ["throughput", (m) => m.opsPerS],
     ["CPU per lookup", (m) => m.cpuUsPerLookup],
     ["p99.9 latency", (m) => m.p999Us],
@@ -798,105 +341,39 @@ function ratios(
   return result;
 }
 
-function cellMedians(runs: Run[]): CellMedians {
-  const of = (pick: (run: Run) => number) => median(runs.map(pick));
-  return {
-    opsPerS: of((r) => r.opsPerS),
-    p50Us: of((r) => r.p50Us),
-    p99Us: of((r) => r.p99Us),
-    p999Us: of((r) => r.p999Us),
-    cpuUsPerLookup: of((r) => r.cpuUsPerLookup),
-    errors: runs.reduce((sum, r) => sum + r.errors, 0),
-  };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Printing
 
-const RUN_COLUMNS: [string, number][] = [
-  ["server", 6],
-  ["protocol", 8],
-  ["conns", 5],
-  ["in-flight", 9],
-  ["round", 5],
-  ["ops/s", 9],
-  ["p50 µs", 8],
-  ["p99 µs", 8],
-  ["p99.9 µs", 8],
-  ["CPU µs/lookup", 13],
-  ["errors", 6],
+/** What the tables print of a cell, and of the server measured in it. */
+interface CellRow {
+  protocol: Protocol;
+  connections: number;
+  inFlight: number;
+  server: ServerName;
+}
+
+const CELL_COLUMNS: readonly TableColumn<CellRow>[] = [
+  ["protocol", 8, (r) => r.protocol],
+  ["conns", 5, (r) => r.connections],
+  ["in-flight", 9, (r) => r.inFlight],
 ];
+const SERVER_COLUMN: TableColumn<CellRow> = ["server", 6, (r) => r.server];
 
-function row(cells: (string | number)[], widths: number[]): string {
-  return cells.map((cell, i) => String(cell).padStart(widths[i])).join("  ");
-}
-
-function printRunHeader(): void {
-  console.log(
-    row(RUN_COLUMNS.map(([name]) => name), RUN_COLUMNS.map(([, width]) => width)),
-  );
-}
-
-function printRun(run: Run): void {
-  console.log(row(
-    [
-      run.server,
-      run.protocol,
-      run.connections,
-      run.inFlight,
-      run.round,
-      Math.round(run.opsPerS),
-      run.p50Us,
-      run.p99Us,
-      run.p999Us,
-      run.cpuUsPerLookup.toFixed(2),
-      run.errors,
-    ],
-    RUN_COLUMNS.map(([, width]) => width),
-  ));
-}
+const RUN_TABLE = new Table<Run>([SERVER_COLUMN, ...CELL_COLUMNS, ...RUN_COLUMNS]);
 
 function printMedians(columns: Column[], rounds: number): void {
   console.log(`\nMedians over ${rounds} round(s):\n`);
-  const widths = [8, 5, 9, 6, 9, 8, 8, 8, 13];
-  console.log(row(
-    [
-      "protocol",
-      "conns",
-      "in-flight",
-      "server",
-      "ops/s",
-      "p50 µs",
-      "p99 µs",
-      "p99.9 µs",
-      "CPU µs/lookup",
-    ],
-    widths,
-  ));
-  for (const column of columns) {
-    for (const [inFlight, servers] of Object.entries(column.medians)) {
-      for (const name of ["sipdir", "redis"] as const) {
-        const m = servers[name];
-        console.log(row(
-          [
-            column.protocol,
-            column.connections,
-            inFlight,
-            name,
-            Math.round(m.opsPerS),
-            m.p50Us,
-            m.p99Us,
-            m.p999Us,
-            m.cpuUsPerLookup.toFixed(2),
-          ],
-          widths,
-        ));
+  const table = new Table<CellRow & LoadMeasures>([
+    ...CELL_COLUMNS,
+    SERVER_COLUMN,
+    ...LOAD_COLUMNS,
+  ]);
+  table.printHeader();
+  for (const { protocol, connections, medians } of columns) {
+    for (const [inFlight, servers] of Object.entries(medians)) {
+      for (const server of ["sipdir", "redis"] as const) {
+        const cell = { protocol, connections, inFlight: Number(inFlight), server };
+        table.printRow({ ...servers[server], ...cell });
       }
     }
   }
@@ -911,116 +388,79 @@ function printRatios(columns: Column[]): void {
   const heads = columns.map((c) =>
     `${c.protocol === "line" ? "line" : "Redis port"}, ${c.connections} conns`
   );
-  const first = Math.max("Measure (sipdir ÷ Redis)".length, ...measures.map((m) => m.length));
-  const widths = [first, ...heads.map((h) => h.length)];
-  const line = (cells: string[]) =>
-    `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
-  console.log(line(["Measure (sipdir ÷ Redis)", ...heads]));
-  console.log(line(widths.map((w) => "-".repeat(w))));
-  for (const measure of measures) {
-    console.log(line([measure, ...columns.map((c) => c.ratios[measure].toFixed(2))]));
-  }
+  console.log(markdownTable(
+    ["Measure (sipdir ÷ Redis)", ...heads],
+    measures.map((m) => [m, ...columns.map((c) => c.ratios[m].toFixed(2))]),
+  ));
 }
 
-function printMachine(machine: Machine, source: Source, date: string): void {
-  console.log(
-    `${date}: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, ` +
-      `${machine.deno}, ${machine.redis}`,
-  );
-  const changes = source.uncommittedFiles > 0
-    ? ` with ${source.uncommittedFiles} uncommitted file(s)`
-    : "";
-  console.log(`sipdir: commit ${source.commit}${changes}`);
+// ---------------------------------------------------------------------------------------------
+// The chart
+
+/** What the chart shows, written next to it as JSON. */
+interface ChartFile extends RunInfo<Machine> {
+  title: string;
+  caption: string;
+  protocol: Protocol;
+  connections: number;
+  rounds: number;
+  entries: number;
+  /** Medians over rounds, by increasing requests in flight. */
+  results: DepthResult[];
+}
+
+/**
+ * The chart's data: lookups per second by requests in flight, sipdir's and Redis's medians, for
+ * the line protocol (or the one measured) at the first connection count of the command line.
+ */
+function chartData(
+  options: Options,
+  columns: Column[],
+  run: RunInfo<Machine>,
+): ChartFile {
+  const protocol = options.protocols.includes("line") ? "line" : options.protocols[0];
+  const connections = options.connections[0];
+  const column = columns.find((c) => c.protocol === protocol && c.connections === connections)!;
+  // Object.entries lists integer keys in increasing order.
+  const results = Object.entries(column.medians).map(([inFlight, both]) => ({
+    depth: Number(inFlight),
+    sipdir: Math.round(both.sipdir.opsPerS),
+    redis: Math.round(both.redis.opsPerS),
+  }));
+  const title = protocol === "line"
+    ? "Lookups per second: sipdir's line protocol, Redis GET"
+    : "Lookups per second: GET over RESP, both servers";
+  const caption = `${run.date.slice(0, 10)}, ${run.machine.cores} × ${run.machine.cpu}, ` +
+    `${options.entries} registrations, ${connections} connections, median of ` +
+    `${options.rounds} round${options.rounds === 1 ? "" : "s"}, bench/loadgen.c`;
+  return {
+    title,
+    caption,
+    protocol,
+    connections,
+    rounds: options.rounds,
+    entries: options.entries,
+    ...run,
+    results,
+  };
+}
+
+/** Writes the chart into `path` and its data next to it (`.json` for the extension). */
+async function writeChart(path: string, chart: ChartFile): Promise<void> {
+  const json = path.replace(/(\.svg)?$/, ".json");
+  await Deno.writeTextFile(path, renderDepthChart(chart));
+  await Deno.writeTextFile(json, JSON.stringify(chart, null, 2) + "\n");
+  console.log(`chart: ${path}, its data: ${json}`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Machine
 
-async function describeMachine(): Promise<Machine> {
-  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
-  const model = cpuinfo.split("\n").find((l) => l.startsWith("model name"));
-  const deno = await run(Deno.execPath(), ["--version"]);
-  const redis = await run("redis-server", ["--version"]);
-  return {
-    cpu: model === undefined ? "unknown CPU" : model.slice(model.indexOf(":") + 1).trim(),
-    cores: navigator.hardwareConcurrency,
-    kernel: (await Deno.readTextFile("/proc/sys/kernel/osrelease")).trim(),
-    deno: deno.stdout.split("\n")[0],
-    redis: redis.stdout.trim(),
-  };
-}
-
-/**
- * The checkout's commit and its uncommitted files (sipdir runs from the work tree). Read-only:
- * no index refresh, so that it never contends with someone committing meanwhile.
- */
-async function describeSource(): Promise<Source> {
-  const root = new URL("..", import.meta.url).pathname;
-  const git = (...args: string[]) => run("git", ["--no-optional-locks", "-C", root, ...args]);
-  const head = await git("rev-parse", "HEAD").catch(() => undefined);
-  const status = await git("status", "--porcelain").catch(() => undefined);
-  return {
-    commit: head?.code === 0 ? head.stdout.trim() : "unknown",
-    uncommittedFiles: status?.code === 0
-      ? status.stdout.split("\n").filter((l) => l !== "").length
-      : -1,
-  };
-}
-
-async function clockTicksPerSecond(): Promise<number> {
-  const { code, stdout } = await run("getconf", ["CLK_TCK"]);
-  const ticks = Number(stdout.trim());
-  if (code !== 0 || !(ticks > 0)) throw new Error(`getconf CLK_TCK answered ${stdout}`);
-  return ticks;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-async function run(
-  command: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
-    .output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-async function writeAll(
-  writer: { write(p: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await writer.write(bytes.subarray(done));
-}
-
-async function cleanUp(): Promise<void> {
-  for (const stop of cleanups.splice(0)) await stop();
-}
-
-function onInterrupt(): void {
-  const handler = async () => {
-    interrupted = true;
-    console.error("\ninterrupted: stopping the servers");
-    await cleanUp();
-    Deno.exit(130);
-  };
-  Deno.addSignalListener("SIGINT", handler);
-  Deno.addSignalListener("SIGTERM", handler);
+/** Now, this machine and the Redis on PATH, and the checkout's sipdir. */
+async function describeThisRun(): Promise<RunInfo<Machine>> {
+  const info = await describeRun();
+  const redis = (await run("redis-server", ["--version"])).stdout.trim();
+  return { ...info, machine: { ...info.machine, redis } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1033,15 +473,16 @@ function onInterrupt(): void {
 async function startServers(
   work: string,
   data: { regs: string; aors: string[] },
+  cleanups: Cleanups,
 ): Promise<Record<ServerName, Server>> {
-  const redis = await startRedis(work);
+  const redis = await startRedisServer(work, cleanups);
   const repeated = await loadRedis(redis.ports.redis!, data.regs);
   const dbSize = await redisDbSize(redis.ports.redis!);
   if (dbSize !== data.aors.length) {
     throw new Error(`Redis holds ${dbSize} keys, not the ${data.aors.length} distinct AORs`);
   }
   redis.rssAfterLoad = await residentBytes(redis.pid);
-  const sipdir = await startSipdir(work, data.regs, data.aors.length);
+  const sipdir = await startSipdir(work, data.regs, data.aors.length, cleanups);
   sipdir.rssAfterLoad = await residentBytes(sipdir.pid);
   const servers = { sipdir, redis };
   // The AORs that repeat are where "the last line wins" shows.
@@ -1053,59 +494,33 @@ async function startServers(
   return servers;
 }
 
-/** Writes every run and the summary as JSON. */
-async function writeResults(path: string, results: Record<string, unknown>): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(results, null, 2) + "\n");
-  console.log(`results: ${path}`);
-}
-
-/** Says which runs got wrong answers; returns the exit status. */
-function reportErrors(runs: Run[]): number {
-  const failed = runs.filter((r) => r.errors > 0);
-  if (failed.length === 0) return 0;
-  console.error(`\n${failed.length} run(s) got wrong answers:`);
-  for (const r of failed) {
-    console.error(`  ${r.server} ${r.protocol} c=${r.connections} P=${r.inFlight}: ${r.errors}`);
-  }
-  return 1;
-}
-
-async function main(): Promise<number> {
+async function main(cleanups: Cleanups): Promise<number> {
   const options = parseOptions(Deno.args);
-  await requireTools();
-  onInterrupt();
+  await requireTools("compare", ["redis-server", "cc"]);
+  cleanups.stopOnSignals("\ninterrupted: stopping the servers");
   await Deno.mkdir(options.work, { recursive: true });
-  const date = new Date().toISOString();
-  const machine = await describeMachine();
-  const source = await describeSource();
-  printMachine(machine, source, date);
+  const info = await describeThisRun();
+  printRunInfo(info, info.machine.redis);
 
   const data = await prepareData(options.work, options.entries);
-  const bench: Bench = {
-    loadgen: await buildLoadgen(options.work),
-    keys: data.keys,
-    seconds: options.seconds,
-    clockTicks: await clockTicksPerSecond(),
-  };
-  const servers = await startServers(options.work, data);
+  const setup = await loadgenSetup(options.work, data.keys, options.seconds);
+  const servers = await startServers(options.work, data, cleanups);
   const rssAfterLoad = { sipdir: servers.sipdir.rssAfterLoad, redis: servers.redis.rssAfterLoad };
 
-  const runs = await runAll(options, bench, servers);
+  const runs = await runAll(options, setup, cleanups, servers);
   const rssAfterRuns = {
     sipdir: await residentBytes(servers.sipdir.pid),
     redis: await residentBytes(servers.redis.pid),
   };
-  await cleanUp();
+  await cleanups.runAll();
 
   const summary = summarize(options, runs, rssAfterLoad);
   printMedians(summary, options.rounds);
   printRatios(summary);
   console.log();
-  printMachine(machine, source, date);
+  printRunInfo(info, info.machine.redis);
   await writeResults(options.json, {
-    date,
-    machine,
-    source,
+    ...info,
     options,
     distinctAors: data.aors.length,
     rssAfterLoad,
@@ -1113,20 +528,10 @@ async function main(): Promise<number> {
     runs,
     summary,
   });
-  return reportErrors(runs);
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
-try {
-  Deno.exit(await main());
-} catch (error) {
-  // Interrupted, a run fails because its load generator was stopped: the handler says so and exits.
-  if (!interrupted) {
-    await cleanUp();
-    console.error(`compare: ${error instanceof Error ? error.message : error}`);
-    Deno.exit(1);
+  if (options.chart !== undefined) {
+    await writeChart(options.chart, chartData(options, summary, info));
   }
+  return reportErrors(runs, (r) => `${r.server} ${r.protocol} c=${r.connections} P=${r.inFlight}`);
 }
+
+if (import.meta.main) await runMain("compare", main);

@@ -8,32 +8,47 @@
  *   [--connections 32] [--rounds 3]
  * ```
  *
+ * Both servers are started as `bench/compare.ts` starts them (`bench/harness.ts`): sipdir as the
+ * compiled binary runs, Redis without persistence, loaded with `SET aor <the dump line>`. Each
+ * round runs `redis-benchmark` against both, the order alternating from round to round.
+ *
  * Needs `redis-server` and `redis-benchmark` (Debian: `redis-server`,
- * `redis-tools`). Prints one line per round and the medians' ratios,
- * sipdir ÷ Redis (above 1 is better for sipdir).
+ * `redis-tools`). Prints one line per round and, per pipeline depth, the
+ * median of the rounds' ratios, sipdir ÷ Redis (above 1 is better for sipdir).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { SipdirProcess } from "../testing/sipdir_process.ts";
-import { loadRedis, startRedis } from "./redis_peer.ts";
+import type { Cleanups } from "./harness.ts";
+import {
+  CommandLine,
+  integerFlag,
+  loadRedis,
+  median,
+  requireTools,
+  run,
+  runMain,
+  startRedis,
+  startSipdir,
+  writeAll,
+} from "./harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    entries: { type: "string", default: "100000" },
-    requests: { type: "string", default: "200000" },
-    connections: { type: "string", default: "32" },
-    rounds: { type: "string", default: "3" },
-  },
+const COMMAND_LINE = new CommandLine("bench/redis_benchmark.ts", {
+  entries: integerFlag("100000", "registrations, keys key:000000000000 on"),
+  requests: integerFlag("200000", "requests per redis-benchmark run"),
+  connections: integerFlag("32", "redis-benchmark's clients"),
+  rounds: integerFlag("3", "rounds; each runs both servers at pipeline 1 and 16"),
 });
-const entries = Number(values.entries);
-const rounds = Number(values.rounds);
+
+/** The pipeline depths measured. */
+const PIPELINES: readonly number[] = [1, 16];
+
+/** What the command line asks for. */
+type Options = ReturnType<typeof COMMAND_LINE.parse>;
 
 /** One registration per `redis-benchmark -r` key, the size of real ones. */
-async function writeDump(path: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+async function writeDump(path: string, entries: number): Promise<void> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
   const encoder = new TextEncoder();
   let text = "";
   for (let i = 0; i < entries; i++) {
@@ -47,53 +62,66 @@ async function writeDump(path: string): Promise<void> {
       padding: "x".repeat(480),
     }) + "\n";
     if (i % 10_000 === 9_999 || i === entries - 1) {
-      const bytes = encoder.encode(text);
-      for (let w = 0; w < bytes.length;) w += await file.write(bytes.subarray(w));
+      await writeAll(file, encoder.encode(text));
       text = "";
     }
   }
-  file.close();
 }
 
-/** Runs redis-benchmark for GET against `port`; returns requests per second. */
-async function benchmark(port: number, pipeline: number): Promise<{ rps: number; p50: number }> {
-  const args = ["-h", "127.0.0.1", "-p", String(port), "-t", "get", "-n", values.requests!];
-  args.push("-r", String(entries), "-c", values.connections!, "-P", String(pipeline), "-q");
-  const output = await new Deno.Command("redis-benchmark", { args }).output();
-  const text = new TextDecoder().decode(output.stdout);
-  const match = text.match(/GET: ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?/);
-  if (!match) {
-    throw new Error(`redis-benchmark said: ${text}${new TextDecoder().decode(output.stderr)}`);
-  }
+/** Runs redis-benchmark for GET against `port`: requests per second, and its p50 in ms. */
+async function benchmark(
+  options: Options,
+  port: number,
+  pipeline: number,
+): Promise<{ rps: number; p50: number }> {
+  const args = [
+    ...["-h", "127.0.0.1", "-p", String(port), "-t", "get", "-n", String(options.requests)],
+    ...["-r", String(options.entries), "-c", String(options.connections)],
+    ...["-P", String(pipeline), "-q"],
+  ];
+  const { stdout, stderr } = await run("redis-benchmark", args);
+  const match = stdout.match(/GET: ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?/);
+  if (!match) throw new Error(`redis-benchmark said: ${stdout}${stderr}`);
   return { rps: Number(match[1]), p50: Number(match[2] ?? NaN) };
 }
 
-const dir = await Deno.makeTempDir({ prefix: "sipdir-redis-bench-" });
-const regs = `${dir}/regs`;
-await writeDump(regs);
-const redis = await startRedis();
-const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0", "--redis-port", "0"]);
-try {
+async function main(cleanups: Cleanups): Promise<number> {
+  const options = COMMAND_LINE.parse(Deno.args);
+  await requireTools("redis_benchmark", ["redis-server", "redis-benchmark"]);
+  cleanups.stopOnSignals("\ninterrupted: stopping the servers");
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-redis-bench-" });
+  // Added first, so run last: once the servers are stopped.
+  cleanups.add(() => Deno.remove(dir, { recursive: true }));
+  const regs = `${dir}/regs.jsonl`;
+  await writeDump(regs, options.entries);
+  const redis = await startRedis(`${dir}/redis.log`, cleanups);
   await loadRedis(redis.port, regs);
-  await sipdir.port(120_000);
-  const sipdirPort = Number((await sipdir.waitFor(/Redis protocol on \S+:(\d+)/))[1]);
-  for (const pipeline of [1, 16]) {
+  const sipdir = await startSipdir(
+    { data: regs, args: ["--redis-port", "0"], logFile: `${dir}/sipdir.log` },
+    cleanups,
+  );
+  if (sipdir.loaded !== options.entries) {
+    throw new Error(`sipdir loaded ${sipdir.loaded} entries, not ${options.entries}`);
+  }
+  const ports = { sipdir: sipdir.ports.redis!, redis: redis.port };
+  for (const pipeline of PIPELINES) {
     const ratios: number[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      const a = await benchmark(sipdirPort, pipeline);
-      const b = await benchmark(redis.port, pipeline);
+    for (let round = 1; round <= options.rounds; round++) {
+      // Alternating which server goes first cancels drift within a round.
+      const order = round % 2 === 1 ? ["sipdir", "redis"] as const : ["redis", "sipdir"] as const;
+      const results = { sipdir: { rps: NaN, p50: NaN }, redis: { rps: NaN, p50: NaN } };
+      for (const name of order) results[name] = await benchmark(options, ports[name], pipeline);
+      const { sipdir: a, redis: b } = results;
       ratios.push(a.rps / b.rps);
       console.log(
         `P=${pipeline} round ${round}: sipdir ${Math.round(a.rps)} GET/s (p50 ${a.p50} ms), ` +
           `redis ${Math.round(b.rps)} GET/s (p50 ${b.p50} ms), ratio ${(a.rps / b.rps).toFixed(2)}`,
       );
     }
-    const sorted = [...ratios].sort((x, y) => x - y);
-    console.log(`P=${pipeline}: median ratio ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`);
+    console.log(`P=${pipeline}: median ratio ${median(ratios).toFixed(2)}`);
   }
-} finally {
-  sipdir.kill("SIGTERM");
-  await sipdir.exit();
-  await redis.stop();
-  await Deno.remove(dir, { recursive: true });
+  await cleanups.runAll();
+  return 0;
 }
+
+if (import.meta.main) await runMain("redis_benchmark", main);

@@ -4,14 +4,16 @@
  *
  * ```sh
  * deno run -A bench/reload_under_load.ts [--entries 1000000] [--connections 32]
- *   [--pipeline 1] [--duration 6] [--reload-at 2] [--settle 3] [--lineload PATH]
- *   [--no-huge-pages]
+ *   [--pipeline 1] [--duration 6] [--reload-at 2] [--settle 3] [--no-huge-pages]
+ *   [--work /tmp/sipdir-reload-bench]
  * ```
  *
- * The client is `bench/load_client.ts` unless `--lineload` names the C load
- * generator (`-k -p -m -c -P -d` options, a summary line with `ops_per_s=`,
- * `p50_us=`, `p99_us=`, `p999_us=`). Prints one line per window and the
- * ratios: ops with reload ÷ without, p99.9 with reload ÷ without.
+ * The client is the repository's C load generator, `bench/loadgen.c` (built
+ * into the work directory, as `bench/compare.ts` does), on the line protocol:
+ * each window measures `--duration` seconds after a 1 s warm-up, and the
+ * SIGHUP comes `--reload-at` seconds into the measured part. Prints one line
+ * per window and the ratios: ops with reload ÷ without, p99.9 with reload ÷
+ * without.
  *
  * The first window starts `--settle` seconds after sipdir listens. Without
  * that pause, the window without a reload, right after start-up, served
@@ -23,95 +25,118 @@
  * sipdir runs in the launchers' environment (its data on huge pages) unless
  * `--no-huge-pages` leaves `GLIBC_TUNABLES` empty, to compare.
  *
+ * Needs `cc`. The data is generated into the work directory and removed at
+ * the end (1M registrations are about 700 MB); the compiled client stays.
+ *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { writeRegistrations } from "../testing/gen_regs.ts";
 import { SipdirProcess } from "../testing/sipdir_process.ts";
-import { runLoad } from "./load_client.ts";
+import type { Cleanups, LoadgenResult } from "./harness.ts";
+import {
+  CommandLine,
+  integerFlag,
+  loadgenSetup,
+  requireTools,
+  runLoadgen,
+  runMain,
+  secondsFlag,
+  sleep,
+  switchFlag,
+  textFlag,
+  WARMUP_SECONDS,
+} from "./harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    entries: { type: "string", default: "1000000" },
-    connections: { type: "string", default: "32" },
-    pipeline: { type: "string", default: "1" },
-    duration: { type: "string", default: "6" },
-    "reload-at": { type: "string", default: "2" },
-    settle: { type: "string", default: "3" },
-    lineload: { type: "string" },
-    "no-huge-pages": { type: "boolean", default: false },
-  },
+const COMMAND_LINE = new CommandLine("bench/reload_under_load.ts", {
+  entries: integerFlag("1000000", "registrations to generate"),
+  connections: integerFlag("32", "the load generator's connections"),
+  pipeline: integerFlag("1", "requests in flight per connection"),
+  duration: secondsFlag(
+    "6",
+    `measured seconds per window, after a ${WARMUP_SECONDS} s warm-up`,
+  ),
+  reloadAt: secondsFlag("2", "when the SIGHUP comes, into the measured part", { orZero: true }),
+  settle: secondsFlag("3", "pause between sipdir listening and the first window", {
+    orZero: true,
+  }),
+  noHugePages: switchFlag("run sipdir with GLIBC_TUNABLES empty"),
+  work: textFlag("/tmp/sipdir-reload-bench", "the client, and the data while it runs", {
+    placeholder: "DIR",
+  }),
 });
-const entries = Number(values.entries);
-const connections = Number(values.connections);
-const pipeline = Number(values.pipeline);
-const duration = Number(values.duration);
-const reloadAt = Number(values["reload-at"]);
-const settle = Number(values.settle);
 
-interface Window {
-  ops: number;
-  p50: number;
-  p99: number;
-  p999: number;
+/** A window's throughput and latency, as the load generator prints them. */
+function format(w: LoadgenResult): string {
+  return `ops_per_s=${Math.round(w.opsPerS)} p50_us=${w.p50Us} p99_us=${w.p99Us} ` +
+    `p999_us=${w.p999Us}`;
 }
 
-const dir = await Deno.makeTempDir({ prefix: "sipdir-reload-bench-" });
-const regs = `${dir}/regs`;
-const keysPath = `${dir}/keys`;
-await writeRegistrations({ count: entries, out: regs, keys: keysPath, duplicates: 0 });
-const keys = (await Deno.readTextFile(keysPath)).split("\n").filter((k) => k !== "");
-const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0", "--no-inspector-guard"], {
-  env: values["no-huge-pages"] ? { GLIBC_TUNABLES: "" } : {},
-});
-try {
+async function main(cleanups: Cleanups): Promise<number> {
+  const options = COMMAND_LINE.parse(Deno.args);
+  await requireTools("reload_under_load", ["cc"]);
+  cleanups.stopOnSignals("\ninterrupted: stopping sipdir");
+  await Deno.mkdir(options.work, { recursive: true });
+  const regs = `${options.work}/regs.jsonl`;
+  const keys = `${options.work}/keys.txt`;
+  // Added first, so run last: once sipdir is stopped.
+  cleanups.add(async () => {
+    for (const path of [regs, keys]) await Deno.remove(path).catch(() => {});
+  });
+  await writeRegistrations({ count: options.entries, out: regs, keys, duplicates: 0 });
+  const setup = await loadgenSetup(options.work, keys, options.duration);
+
+  const sipdir = await SipdirProcess.start(["-d", regs, "-p", "0", "--no-inspector-guard"], {
+    env: options.noHugePages ? { GLIBC_TUNABLES: "" } : {},
+  });
+  cleanups.add(async () => {
+    sipdir.kill("SIGTERM");
+    await sipdir.exit();
+  });
   const port = await sipdir.port(120_000);
 
-  const measure = async (): Promise<Window> => {
-    if (values.lineload) {
-      const args = ["-k", keysPath, "-p", String(port), "-m", "line", "-c", String(connections)];
-      args.push("-P", String(pipeline), "-d", String(duration));
-      const output = await new Deno.Command(values.lineload, { args }).output();
-      const text = new TextDecoder().decode(output.stdout);
-      const field = (name: string) => Number(text.match(new RegExp(`${name}=(\\d+)`))?.[1] ?? 0);
-      if (field("errors") > 0) throw new Error(`wrong answers: ${text}`);
-      return {
-        ops: field("ops_per_s"),
-        p50: field("p50_us"),
-        p99: field("p99_us"),
-        p999: field("p999_us"),
-      };
-    }
-    const r = await runLoad({ port, keys, connections, pipeline, duration });
-    if (r.errors > 0) throw new Error(`${r.errors} wrong answers`);
-    return { ops: r.opsPerSecond, p50: r.p50, p99: r.p99, p999: r.p999 };
+  const measure = async (): Promise<LoadgenResult> => {
+    const result = await runLoadgen({
+      ...setup,
+      port,
+      mode: "line",
+      connections: options.connections,
+      inFlight: options.pipeline,
+      cpuPid: sipdir.child.pid,
+    }, cleanups);
+    if (result.errors > 0) throw new Error(`${result.errors} wrong answers`);
+    return result;
   };
-  const format = (w: Window) =>
-    `ops_per_s=${Math.round(w.ops)} p50_us=${w.p50} p99_us=${w.p99} p999_us=${w.p999}`;
 
-  await new Promise((resolve) => setTimeout(resolve, settle * 1000));
+  await sleep(options.settle * 1000);
   const plain = await measure();
   console.log(`no reload:             ${format(plain)}`);
 
-  // Both clients warm up for 0.5 s before measuring.
+  // The load generator warms up before it measures.
   const from = sipdir.stderr.length;
-  const timer = setTimeout(() => sipdir.kill("SIGHUP"), (0.5 + reloadAt) * 1000);
-  const reloading = measure();
-  const reloaded = await sipdir.waitFor(/reloaded .* in (\d+) ms/, 120_000, from);
-  const during = await reloading;
-  clearTimeout(timer);
-  console.log(
-    `SIGHUP at ${reloadAt} s (${(Number(reloaded[1]) / 1000).toFixed(1)} s): ${format(during)}`,
+  const timer = setTimeout(
+    () => sipdir.kill("SIGHUP"),
+    (WARMUP_SECONDS + options.reloadAt) * 1000,
   );
-  console.log(
-    `ops_ratio=${(during.ops / plain.ops).toFixed(2)} p999_ratio=${
-      (during.p999 / plain.p999).toFixed(2)
-    } (with reload ÷ without)`,
-  );
-} finally {
-  sipdir.kill("SIGTERM");
-  await sipdir.exit();
-  await Deno.remove(dir, { recursive: true });
+  try {
+    const [during, reloaded] = await Promise.all([
+      measure(),
+      sipdir.waitFor(/reloaded .* in (\d+) ms/, 120_000, from),
+    ]);
+    console.log(
+      `SIGHUP at ${options.reloadAt} s (${(Number(reloaded[1]) / 1000).toFixed(1)} s): ` +
+        format(during),
+    );
+    console.log(
+      `ops_ratio=${(during.opsPerS / plain.opsPerS).toFixed(2)} p999_ratio=${
+        (during.p999Us / plain.p999Us).toFixed(2)
+      } (with reload ÷ without)`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  await cleanups.runAll();
+  return 0;
 }
+
+if (import.meta.main) await runMain("reload_under_load", main);
