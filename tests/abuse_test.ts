@@ -438,3 +438,51 @@ Deno.test("abuse 14: SIGHUP under load swaps the data atomically; a bad file kee
     await Deno.remove(path);
   }
 });
+
+Deno.test("abuse 15: a client flooding pipelined requests, reading every reply, does not hold up others", async () => {
+  await withProcess([], async (_sipdir, port) => {
+    // The flood: a megabyte of requests after another, as fast as the
+    // socket takes them, its replies read as fast as they come, so that
+    // sipdir always has more of it to read and nothing stops it writing.
+    const flood = await Deno.connect({ hostname: "127.0.0.1", port });
+    const requests = encoder.encode("nobody\n".repeat(150_000));
+    let flooding = true;
+    let replies = 0;
+    const writing = (async () => {
+      while (flooding) await flood.write(requests);
+    })().catch(() => {});
+    const reading = (async () => {
+      const buf = new Uint8Array(1 << 20);
+      for (;;) {
+        const n = await flood.read(buf);
+        if (n === null) return;
+        replies += n;
+      }
+    })().catch(() => {});
+    while (replies < 1_000_000) await new Promise((resolve) => setTimeout(resolve, 10));
+
+    // Meanwhile a proxy's connection, one lookup at a time, is answered as usual.
+    const proxy = await LineClient.connect(port);
+    const waits: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const start = performance.now();
+      await proxy.send(`${AORS[i]}\n`);
+      assertEquals(await proxy.line(), ANSWERS.get(AORS[i]));
+      waits.push(performance.now() - start);
+    }
+    proxy.close();
+    const before = replies;
+    while (replies === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    flooding = false;
+    flood.close();
+    await Promise.all([writing, reading]);
+    waits.sort((a, b) => a - b);
+    console.log(
+      `  lookups beside the flood: median ${waits[100].toFixed(2)} ms, max ${
+        waits[199].toFixed(2)
+      } ms; the flood got ${(replies / 1e6).toFixed(1)} M replies`,
+    );
+    assertAtMost(waits[100], 50, "median ms of a lookup beside the flood");
+    assertAtMost(waits[199], 500, "longest ms of a lookup beside the flood");
+  });
+});

@@ -156,6 +156,29 @@ Deno.test("connection: read buffers shrink back after a pipelined burst", async 
   });
 });
 
+Deno.test("connection: a client that keeps pipelining more than 1 KiB gets a larger buffer, then gives it back", async () => {
+  await withServer({}, async (server) => {
+    const client = await LineClient.connect(server.addr.port);
+    const line = server.counters.protocol("line");
+    // 60 requests a round trip, about 1.9 KB: more than its own 1 KiB holds.
+    const round = async (requests: number, offset: number) => {
+      const aors = Array.from({ length: requests }, (_, i) => DATA.aors[(offset + i) % 2000]);
+      await client.send(aors.map((aor) => `${aor}\n`).join(""));
+      assertEquals(await client.lines(requests), aors.map((aor) => DATA.answer(aor)));
+    };
+    for (let i = 0; i < 20; i++) await round(60, i * 60);
+    // Grown: one read, one write a round trip from then on.
+    const writes = line.writes;
+    for (let i = 0; i < 20; i++) await round(60, i * 60);
+    assertAtMost(line.writes - writes, 25, "writes for 20 round trips of 60 requests");
+    assertOk(server.clientMemory >= 2048, `${server.clientMemory} bytes: not grown`);
+    // One request at a time for a while: back to 1 KiB.
+    for (let i = 0; i < 80; i++) await round(1, i);
+    assertEquals(server.clientMemory, 1024, "bytes held once it stopped pipelining");
+    client.close();
+  });
+});
+
 /** A stand-in for a socket whose writes complete only when the test says so. */
 class StalledConn {
   readonly remoteAddr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 9 };

@@ -114,34 +114,84 @@ Deno.test("redis port: idle connections are kept with keepalive; stalled ones ti
       port: 0,
       protocol: new RedisProtocol({ info, password }),
       idleTimeout: 0,
-      stallTimeout: 150,
+      stallTimeout: 400,
       keepAlive: true,
     }],
   }, async (server) => {
     const port = server.addr.port;
-    const idle = await Deno.connect({ hostname: "127.0.0.1", port });
+    const connect = () => Deno.connect({ hostname: "127.0.0.1", port });
+    const idle = await connect();
     await idle.write(encoder.encode(cmd("AUTH", "pw")));
     assertEquals(await read(idle, 5), "+OK\r\n");
-    const stalled = await Deno.connect({ hostname: "127.0.0.1", port });
+    const stalled = await connect();
     await stalled.write(encoder.encode(cmd("AUTH", "pw") + "*2\r\n$3\r\nGET\r\n"));
     assertEquals(await read(stalled, 5), "+OK\r\n");
-    const anonymous = await Deno.connect({ hostname: "127.0.0.1", port });
+    const anonymous = await connect();
     // Mid-command, and not authenticated: each closed after the stall timeout.
     assertOk(await endsWithin(stalled, 5000), "a connection stalled mid-command was kept");
     assertOk(await endsWithin(anonymous, 5000), "an unauthenticated connection was kept");
-    // Well past it, the idle one is still served, as Redis keeps it.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+
+    // Not authenticated, however busy: its -NOAUTH replies are no activity,
+    // so guessing passwords on one connection ends at the stall timeout.
+    const guesser = await connect();
+    const ended = endsWithin(guesser, 10_000);
+    let guesses = 0;
+    const guessing = (async () => {
+      try {
+        for (;;) {
+          await guesser.write(encoder.encode(cmd("AUTH", `guess${guesses++}`)));
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } catch {
+        // Closed by the server.
+      }
+    })();
+    assertOk(await ended, `an unauthenticated client was kept through ${guesses} guesses`);
+    await guessing;
+
+    // Well past the stall timeout, the idle one is still served, as Redis
+    // keeps it; a command it then sends in two parts has the whole stall
+    // timeout, counted from its first part, not from the last reply.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await idle.write(encoder.encode("*2\r\n$3\r\nGET\r\n"));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await idle.write(encoder.encode("$6\r\nnobody\r\n"));
+    assertEquals(await read(idle, 5), "$-1\r\n");
     await idle.write(encoder.encode(cmd("PING")));
     assertEquals(await read(idle, 7), "+PONG\r\n");
-    assertEquals(server.counters.idleClosed, 2);
-    // The kernel probes it: a peer that vanished is found (ss shows the timer).
-    const ss = await new Deno.Command("ss", {
-      args: ["-tnoH", "state", "established", `( sport = :${port} )`],
-    }).output();
-    assertOk(decoder.decode(ss.stdout).includes("keepalive"), decoder.decode(ss.stdout));
-    for (const conn of [idle, stalled, anonymous]) conn.close();
+    assertEquals(server.counters.idleClosed, 3);
+    // The kernel probes it: a peer that vanished is found. (Its timer shows
+    // "retransmit" until the client's ack of the last reply comes.)
+    let timers: string[] = [];
+    for (let tries = 0; tries < 100; tries++) {
+      timers = await tcpTimers(port);
+      if (timers[0] === "keepalive") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assertEquals(timers, ["keepalive"]);
+    for (const conn of [idle, stalled, anonymous, guesser]) conn.close();
   });
 });
+
+/**
+ * The timers of the established TCP connections whose local port is
+ * `port`, read from `/proc/net/tcp` and `tcp6` (what `ss -o` shows).
+ */
+async function tcpTimers(port: number): Promise<string[]> {
+  const kinds = ["off", "retransmit", "keepalive", "time-wait", "zero-window-probe"];
+  const timers: string[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await Deno.readTextFile(table).catch(() => "");
+    for (const row of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when ...
+      const [, local, , state, , timer] = row.trim().split(/\s+/);
+      if (local === undefined || state !== "01") continue; // 01: established
+      if (parseInt(local.slice(local.lastIndexOf(":") + 1), 16) !== port) continue;
+      timers.push(kinds[parseInt(timer.split(":")[0], 16)] ?? timer);
+    }
+  }
+  return timers;
+}
 
 Deno.test("redis port: a refused client gets the refusal whole, then the end", async () => {
   await withServer({

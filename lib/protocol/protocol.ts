@@ -94,6 +94,12 @@ export interface Protocol<S = unknown> {
    */
   stalled?(state: S): boolean;
   /**
+   * Whether the client is past the protocol's admission (authenticated).
+   * Until it is, answers to it are no activity: the stall timeout counts
+   * from its connection, however many commands it tries. Absent: always.
+   */
+  admitted?(state: S): boolean;
+  /**
    * Milliseconds of silence after which a connection's unanswered bytes are
    * offered to {@linkcode Protocol.pause}; 0 or absent: never.
    */

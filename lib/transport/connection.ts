@@ -25,7 +25,13 @@ import type { ProtocolCounters } from "../operations/counters.ts";
 import type { Protocol } from "../protocol/protocol.ts";
 import { formatAddress } from "./address.ts";
 import { NO_DIRECTORY, Output, type OutputPool } from "./output.ts";
-import { OWN_READ_BUFFER, type ReadBuffers } from "./read_buffers.ts";
+import {
+  GROW_OWN_AFTER,
+  MAX_OWN_READ_BUFFER,
+  OWN_READ_BUFFER,
+  type ReadBuffers,
+  SHRINK_OWN_AFTER,
+} from "./read_buffers.ts";
 
 /** How the connections of one port are served. */
 export interface PortPolicy {
@@ -83,8 +89,10 @@ export class Connection {
   /** The protocol of its port. */
   readonly protocol: Protocol;
   /**
-   * Coarse time of the last answer written: bytes that complete no request
-   * (a client dribbling a line that never ends) are no activity.
+   * Coarse time of the last answer written to an admitted client, or of the
+   * first bytes of a request after a rest: the idle and stall timeouts count
+   * from it. Bytes that complete no request (a client dribbling a line that
+   * never ends) are no activity, nor are answers before admission.
    */
   lastActive: number;
   /** Reads completed; the drain compares it between sweeps. */
@@ -110,13 +118,24 @@ export class Connection {
   readonly #output: Output;
   readonly #counters: ProtocolCounters;
   readonly #state: unknown;
-  readonly #own = new Uint8Array(OWN_READ_BUFFER);
+  /**
+   * Its own read buffer: {@linkcode OWN_READ_BUFFER}, grown (up to
+   * {@linkcode MAX_OWN_READ_BUFFER}) for a client that keeps pipelining more
+   * than it holds, shrunk back once it no longer does.
+   */
+  #own = new Uint8Array(OWN_READ_BUFFER);
+  /** Reads in a row that filled its own buffer. */
+  #ownFilled = 0;
+  /** Reads in a row that used under a quarter of its grown own buffer. */
+  #ownSlack = 0;
   /** The longest partial request the protocol may need held, plus a byte to see it is over. */
   readonly #maxRead: number;
   /** Where reads land: its own buffer, or a lent one while its input does not fit. */
   #buf: Uint8Array = this.#own;
   /** Bytes in `#buf` not yet answered. */
   #len = 0;
+  /** The last read filled all the room it was given: more was likely waiting. */
+  #filled = false;
   #eof = false;
   /** An answer to a pause, still writing: the next read's answers wait for it. */
   #pausing: Promise<void> | null = null;
@@ -232,6 +251,9 @@ export class Connection {
     while (!this.closed && !this.lingering) {
       if (!this.#makeRoom()) return;
       const at = this.#len;
+      // Nothing held: a request that starts now has its whole stall timeout,
+      // however long the connection was kept idle before it.
+      const resting = at === 0 && !(this.protocol.stalled?.(this.#state) ?? false);
       let n: number | null;
       try {
         n = await conn.read(at === 0 ? this.#buf : this.#buf.subarray(at));
@@ -246,15 +268,33 @@ export class Connection {
       } else {
         // A pause may have answered and consumed bytes while this read was pending.
         if (at !== this.#len) this.#buf.copyWithin(this.#len, at, at + n);
+        this.#filled = n === this.#buf.length - at;
+        if (this.#buf === this.#own) this.#noteOwnRead(n);
         this.#len += n;
+        if (resting) this.lastActive = this.#host.now;
         this.reads++;
         this.#counters.bytesIn += n;
       }
       await this.#answerBuffered(false);
       if (this.closed || this.lingering) return;
+      if (this.#filled && this.#buf !== this.#own) {
+        // More is queued than a lent buffer takes: a read would complete at
+        // once, and its answer, write and the next read would all run before
+        // any other connection's, for as long as the client keeps sending.
+        // Everyone else gets a turn first.
+        await nextTurn();
+        if (this.closed || this.lingering) return;
+      }
       this.#settle();
       if (this.#len > 0) this.#awaitPause();
     }
+  }
+
+  /** Counts a read of `n` bytes into its own buffer, for growing and shrinking it. */
+  #noteOwnRead(n: number): void {
+    const own = this.#own;
+    this.#ownFilled = this.#filled ? this.#ownFilled + 1 : 0;
+    this.#ownSlack = own.length > OWN_READ_BUFFER && n < own.length / 4 ? this.#ownSlack + 1 : 0;
   }
 
   async #refuse(refusal: Uint8Array): Promise<void> {
@@ -319,11 +359,12 @@ export class Connection {
     this.writing = true;
     this.#counters.writes++;
     this.#updateMemory();
+    const active = this.protocol.admitted?.(this.#state) ?? true;
     let done = 0;
     try {
       while (done < bytes.length) {
         done += await this.#conn.write(done === 0 ? bytes : bytes.subarray(done));
-        this.lastActive = this.#host.now;
+        if (active) this.lastActive = this.#host.now;
       }
     } catch (error) {
       this.#socketError("write", error);
@@ -351,30 +392,67 @@ export class Connection {
    */
   #makeRoom(): boolean {
     const buf = this.#buf;
-    if (this.#len < buf.length) return true;
+    const own = buf === this.#own;
+    if (this.#len < buf.length) {
+      // Its last read filled its own buffer: the client pipelines more than
+      // that holds, and its next read gets a lent buffer, so that one read
+      // takes what is queued. One that keeps doing so gets a larger buffer
+      // of its own: one read, one answer, one write per round trip.
+      if (own && this.#filled) {
+        if (this.#ownFilled >= GROW_OWN_AFTER && buf.length < MAX_OWN_READ_BUFFER) {
+          this.#resizeOwn(buf.length * 2);
+        } else {
+          this.#moveTo(this.#host.readBuffers.borrow(0));
+        }
+      }
+      return true;
+    }
     if (buf.length >= this.#maxRead) {
       this.#counters.protocolErrors++;
       this.close(`a request over ${this.#maxRead - 1} bytes`);
       return false;
     }
-    const bigger = buf === this.#own
-      ? this.#host.readBuffers.borrow(Math.min(this.#maxRead, buf.length * 2))
-      : new Uint8Array(Math.min(this.#maxRead, buf.length * 2));
+    const size = Math.min(this.#maxRead, buf.length * 2);
+    this.#moveTo(own ? this.#host.readBuffers.borrow(size) : new Uint8Array(size));
+    return true;
+  }
+
+  /** Reads land in `bigger` from now on, after the unanswered bytes, moved there. */
+  #moveTo(bigger: Uint8Array): void {
+    const buf = this.#buf;
     bigger.set(buf.subarray(0, this.#len));
     if (buf !== this.#own) this.#host.readBuffers.giveBack(buf);
     this.#buf = bigger;
     this.#updateMemory();
-    return true;
   }
 
-  /** After answering: back to its own buffer once what is left fits in it. */
+  /**
+   * After answering: back to its own buffer once what is left fits in it
+   * and the last read took all that was queued; its own buffer halved once
+   * a long run of reads used little of it.
+   */
   #settle(): void {
     const buf = this.#buf;
-    if (buf !== this.#own && this.#len <= this.#own.length) {
-      this.#own.set(buf.subarray(0, this.#len));
+    const own = this.#own;
+    if (buf !== own && this.#len <= own.length && !this.#filled) {
+      own.set(buf.subarray(0, this.#len));
       this.#host.readBuffers.giveBack(buf);
-      this.#buf = this.#own;
+      this.#buf = own;
+    } else if (buf === own && this.#ownSlack >= SHRINK_OWN_AFTER && this.#len <= own.length / 2) {
+      this.#resizeOwn(own.length / 2);
     }
+    this.#updateMemory();
+  }
+
+  /** Replaces its own buffer with one of `size` bytes, holding the unanswered bytes. */
+  #resizeOwn(size: number): void {
+    const own = new Uint8Array(size);
+    own.set(this.#buf.subarray(0, this.#len));
+    if (this.#buf !== this.#own) this.#host.readBuffers.giveBack(this.#buf);
+    this.#own = own;
+    this.#buf = own;
+    this.#ownFilled = 0;
+    this.#ownSlack = 0;
     this.#updateMemory();
   }
 
@@ -403,4 +481,12 @@ export class Connection {
     this.#host.faulted(this, error);
     this.close("fault");
   }
+}
+
+/**
+ * Resolves after the event loop has had a turn: the reads, writes and
+ * timers of every other connection that were ready come first.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }

@@ -14,12 +14,19 @@ export const NO_DIRECTORY: Directory = new DirectoryBuilder(0).finish();
 
 const OUT_SIZE = 16 * 1024;
 /**
- * Spare buffers kept, and the largest kept: at most 8 MiB idle. A buffer is
- * held from a connection's answers to the end of their write, and one pass
- * of the event loop may answer 64 connections (see `serving_thread.ts`).
+ * Bytes of spare buffers kept. A buffer is held from a connection's answers
+ * to the end of their write, and one pass of the event loop may answer 64
+ * connections (see `serving_thread.ts`): 8 MiB keeps 64 of the largest a
+ * default max-pending makes.
  */
-const POOL_MAX = 128;
-const POOL_BUFFER_MAX = 64 * 1024;
+const SPARE_BYTES = 8 * 1024 * 1024;
+/**
+ * The largest buffer kept. Replies stop at max-pending, so a buffer grows
+ * past it by one reply (at most twice its size): the buffers of a long
+ * `MGET` or `EXEC` are reused, not left to the garbage collector, which
+ * frees such memory only after tens of megabytes of it.
+ */
+const KEPT_BUFFER_MAX = 1024 * 1024;
 
 /**
  * Output buffers shared by all connections: a connection holds one only
@@ -33,20 +40,26 @@ const POOL_BUFFER_MAX = 64 * 1024;
  * const pool = new OutputPool();
  * const buffer = pool.take();
  * pool.giveBack(buffer);
- * assert.deepEqual(pool.take(), buffer);
+ * assert.equal(pool.take(), buffer);
  * ```
  */
 export class OutputPool {
   readonly #spare: Uint8Array[] = [];
+  #spareBytes = 0;
 
   /** A buffer to build replies in. */
   take(): Uint8Array {
-    return this.#spare.pop() ?? new Uint8Array(OUT_SIZE);
+    const buffer = this.#spare.pop();
+    if (buffer === undefined) return new Uint8Array(OUT_SIZE);
+    this.#spareBytes -= buffer.length;
+    return buffer;
   }
 
   /** Returns a buffer that is no longer referenced by anything pending. */
   giveBack(buffer: Uint8Array): void {
-    if (this.#spare.length < POOL_MAX && buffer.length <= POOL_BUFFER_MAX) this.#spare.push(buffer);
+    if (buffer.length > KEPT_BUFFER_MAX || this.#spareBytes + buffer.length > SPARE_BYTES) return;
+    this.#spare.push(buffer);
+    this.#spareBytes += buffer.length;
   }
 }
 

@@ -11,6 +11,15 @@
  * costs. Requests are small (an AOR, a `GET key`): 16 pipelined ones fit.
  */
 export const OWN_READ_BUFFER = 1024;
+/** The most a connection's own buffer grows to, for a client that keeps pipelining. */
+export const MAX_OWN_READ_BUFFER = 16 * 1024;
+/**
+ * Reads in a row that must fill a connection's own buffer before it is
+ * doubled: a client that keeps pipelining more, not one burst.
+ */
+export const GROW_OWN_AFTER = 8;
+/** Reads in a row using under a quarter of a grown own buffer before it is halved. */
+export const SHRINK_OWN_AFTER = 64;
 /** A lent buffer's size: a deep pipeline is read, answered and consumed in pieces of this. */
 export const LENT_READ_BUFFER = 64 * 1024;
 /** Lent buffers kept for the next borrower (a connection holds one from its read to its answer, and one pass of the event loop may serve 64): at most 4 MiB idle. */

@@ -199,6 +199,11 @@ export class RedisProtocol implements Protocol<RedisState> {
     return state.argsLeft > 0 || !state.authenticated;
   }
 
+  /** Authenticated (or no password asked for). */
+  admitted(state: RedisState): boolean {
+    return state.authenticated;
+  }
+
   /** Answers the commands in `buf[pos, len)`, in order; see `Protocol.answer`. */
   answer(
     state: RedisState,
