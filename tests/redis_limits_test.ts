@@ -334,3 +334,22 @@ Deno.test("redis limits: what the differential fuzz found, answered as redis-ser
     );
   }
 });
+
+Deno.test("redis limits: an inline MGET whose replies run far past max-pending costs time linear in them", async () => {
+  // An inline command is answered whole: its replies cannot stop at max-pending, so the
+  // reply buffer must keep doubling past it rather than grow reply by reply (quadratic).
+  const value = { v: "x".repeat(700) };
+  const big = await directoryOf(`${record("k1", value)}\n`);
+  const keys = 3000;
+  const started = performance.now();
+  const { bytes } = await exchange(new RedisProtocol({ info }), `MGET${" k1".repeat(keys)}\r\n`, {
+    directory: big,
+    maxPending: 64 * 1024,
+  });
+  const elapsed = performance.now() - started;
+  const answer = encoder.encode(record("k1", value));
+  const one = `$${answer.length}\r\n`.length + answer.length + 2;
+  assertEquals(bytes.length, `*${keys}\r\n`.length + keys * one);
+  // Linear: tens of milliseconds; reply by reply, seconds (3 GB copied).
+  assertOk(elapsed < 1500, `${keys} replies of ${one} bytes took ${elapsed.toFixed(0)} ms`);
+});

@@ -8,7 +8,8 @@
  * requests where they lie and copies pre-encoded answers into one output
  * buffer (or points at a lone answer where it is stored); one write; the
  * next read. Nothing is allocated, awaited or timed per request but the
- * read's and the write's promises.
+ * read's and the write's promises, and a turn of the event loop after a
+ * read that filled a lent buffer (more is waiting: the others go first).
  *
  * Faults stay in their connection: a socket error ends it (counted), and an
  * exception from the protocol ends it too (logged with its stack, counted),
@@ -136,6 +137,11 @@ export class Connection {
   #len = 0;
   /** The last read filled all the room it was given: more was likely waiting. */
   #filled = false;
+  /**
+   * The last write took more than one call: the client reads its replies
+   * slower than they come, and is not lent a larger read buffer for more.
+   */
+  #backedUp = false;
   #eof = false;
   /** An answer to a pause, still writing: the next read's answers wait for it. */
   #pausing: Promise<void> | null = null;
@@ -224,6 +230,8 @@ export class Connection {
     if (this.reason === "") this.reason = reason;
     this.lingering = true;
     this.lingerDeadline = performance.now() + this.#host.lingerTime;
+    // Its reply buffer went back to the pool with its last write.
+    this.#updateMemory();
     try {
       await this.#conn.closeWrite();
       while (!this.closed && (await this.#conn.read(this.#host.discard)) !== null) {
@@ -240,7 +248,10 @@ export class Connection {
    * protocol answer what the pause completes, while the read stays pending.
    */
   paused(): void {
-    if (this.closed || this.lingering || this.writing || this.#pausing || this.#len === 0) return;
+    if (
+      this.closed || this.lingering || this.writing || this.#pausing || this.#len === 0 ||
+      this.pauseDeadline === 0
+    ) return;
     this.#pausing = this.#answerBuffered(true).catch((error) => this.#fault(error)).finally(() =>
       this.#pausing = null
     );
@@ -272,6 +283,8 @@ export class Connection {
         if (this.#buf === this.#own) this.#noteOwnRead(n);
         this.#len += n;
         if (resting) this.lastActive = this.#host.now;
+        // The client was not silent: a pause awaited before this read is over.
+        this.pauseDeadline = 0;
         this.reads++;
         this.#counters.bytesIn += n;
       }
@@ -299,7 +312,8 @@ export class Connection {
 
   async #refuse(refusal: Uint8Array): Promise<void> {
     this.#output.lone(refusal);
-    if (await this.#write()) await this.end("refused");
+    await this.#write();
+    if (!this.closed) await this.end("refused");
   }
 
   /** Asks to be called back after a silence, if the protocol would answer something then. */
@@ -323,7 +337,11 @@ export class Connection {
       pos = this.#answer(pos, pausing);
       pausing = false;
       const more = output.full;
-      if (output.pending && !await this.#write()) return;
+      if (output.pending) await this.#write();
+      // Checked only now: between the write and this line, other code ran
+      // (another connection past the clients' memory bound, the sweep) and
+      // may have closed this one, which dropped what was left of its input.
+      if (this.closed) return;
       if (output.closing !== "") {
         this.#consume(pos);
         await this.end(output.closing);
@@ -352,8 +370,8 @@ export class Connection {
     }
   }
 
-  /** Writes the output, all of it; false when the connection failed or was closed meanwhile. */
-  async #write(): Promise<boolean> {
+  /** Writes the output, all of it, unless the connection fails or is closed meanwhile. */
+  async #write(): Promise<void> {
     const output = this.#output;
     const bytes = output.bytes();
     this.writing = true;
@@ -362,10 +380,13 @@ export class Connection {
     const active = this.protocol.admitted?.(this.#state) ?? true;
     let done = 0;
     try {
+      let calls = 0;
       while (done < bytes.length) {
         done += await this.#conn.write(done === 0 ? bytes : bytes.subarray(done));
+        calls++;
         if (active) this.lastActive = this.#host.now;
       }
+      this.#backedUp = calls > 1;
     } catch (error) {
       this.#socketError("write", error);
     } finally {
@@ -374,7 +395,6 @@ export class Connection {
       output.reset();
       this.#counters.bytesOut += done;
     }
-    return !this.closed;
   }
 
   /** Drops the answered bytes `[0, pos)` from the buffer. */
@@ -397,8 +417,10 @@ export class Connection {
       // Its last read filled its own buffer: the client pipelines more than
       // that holds, and its next read gets a lent buffer, so that one read
       // takes what is queued. One that keeps doing so gets a larger buffer
-      // of its own: one read, one answer, one write per round trip.
-      if (own && this.#filled) {
+      // of its own: one read, one answer, one write per round trip. A client
+      // that does not keep up with its replies gets neither: more input
+      // read would only wait in memory for its replies to drain.
+      if (own && this.#filled && !this.#backedUp) {
         if (this.#ownFilled >= GROW_OWN_AFTER && buf.length < MAX_OWN_READ_BUFFER) {
           this.#resizeOwn(buf.length * 2);
         } else {

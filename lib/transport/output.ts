@@ -16,22 +16,21 @@ const OUT_SIZE = 16 * 1024;
 /**
  * Bytes of spare buffers kept. A buffer is held from a connection's answers
  * to the end of their write, and one pass of the event loop may answer 64
- * connections (see `serving_thread.ts`): 8 MiB keeps 64 of the largest a
- * default max-pending makes.
+ * connections (see `serving_thread.ts`).
  */
 const SPARE_BYTES = 8 * 1024 * 1024;
 /**
- * The largest buffer kept. Replies stop at max-pending, so a buffer grows
- * past it by one reply (at most twice its size): the buffers of a long
- * `MGET` or `EXEC` are reused, not left to the garbage collector, which
- * frees such memory only after tens of megabytes of it.
+ * The largest spare buffer kept: the grown buffers of a long `MGET` or
+ * `EXEC` are reused, not left to the garbage collector, which frees such
+ * memory only once tens of megabytes of it have piled up.
  */
 const KEPT_BUFFER_MAX = 1024 * 1024;
 
 /**
  * Output buffers shared by all connections: a connection holds one only
  * between building its replies and writing them, so idle connections cost
- * none.
+ * none. Buffers of the usual size and grown ones are kept apart, so that a
+ * lone reply is never counted as holding a grown buffer.
  *
  * @example
  * ```ts
@@ -41,24 +40,39 @@ const KEPT_BUFFER_MAX = 1024 * 1024;
  * const buffer = pool.take();
  * pool.giveBack(buffer);
  * assert.equal(pool.take(), buffer);
+ * const grown = pool.takeAtLeast(100_000);
+ * pool.giveBack(grown);
+ * assert.notEqual(pool.take(), grown);
+ * assert.equal(pool.takeAtLeast(50_000), grown);
  * ```
  */
 export class OutputPool {
-  readonly #spare: Uint8Array[] = [];
+  readonly #usual: Uint8Array[] = [];
+  readonly #grown: Uint8Array[] = [];
   #spareBytes = 0;
 
   /** A buffer to build replies in. */
   take(): Uint8Array {
-    const buffer = this.#spare.pop();
+    const buffer = this.#usual.pop();
     if (buffer === undefined) return new Uint8Array(OUT_SIZE);
     this.#spareBytes -= buffer.length;
     return buffer;
   }
 
+  /** A buffer of at least `size` bytes, for replies that outgrow theirs. */
+  takeAtLeast(size: number): Uint8Array {
+    const grown = this.#grown;
+    const last = grown[grown.length - 1];
+    if (last === undefined || last.length < size) return new Uint8Array(size);
+    grown.pop();
+    this.#spareBytes -= last.length;
+    return last;
+  }
+
   /** Returns a buffer that is no longer referenced by anything pending. */
   giveBack(buffer: Uint8Array): void {
     if (buffer.length > KEPT_BUFFER_MAX || this.#spareBytes + buffer.length > SPARE_BYTES) return;
-    this.#spare.push(buffer);
+    (buffer.length === OUT_SIZE ? this.#usual : this.#grown).push(buffer);
     this.#spareBytes += buffer.length;
   }
 }
@@ -181,8 +195,15 @@ export class Output implements Replies {
       buffer = this.buffer = this.#pool.take();
     }
     if (at + n > buffer.length) {
-      const bigger = new Uint8Array(Math.max(buffer.length * 2, at + n));
+      // Doubled, so that copies stay linear in what is written; but the
+      // growth that crosses max-pending takes only what crosses it: the
+      // protocol stops at max-pending between replies, and a client that
+      // does not read then holds max-pending, not twice it.
+      const doubled = buffer.length * 2;
+      const size = at < this.#maxPending ? Math.min(doubled, this.#maxPending + n) : doubled;
+      const bigger = this.#pool.takeAtLeast(Math.max(at + n, size));
       bigger.set(buffer.subarray(0, at));
+      this.#pool.giveBack(buffer);
       this.buffer = bigger;
     }
     return at;
