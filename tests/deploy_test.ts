@@ -7,7 +7,7 @@
  * environment that each launcher gives sipdir. Every
  * command line is parsed with sipdir's own {@linkcode parseFlags}; ports,
  * probes, paths and memory are checked against what it returns, against
- * `lib/limits.ts` and against the README's memory formula.
+ * `lib/limits.ts` and against the memory formula of docs/operations.md.
  */
 
 import { parse } from "yaml";
@@ -199,18 +199,23 @@ async function manifests(): Promise<Map<string, Yaml>> {
   return byKind;
 }
 
-/** The README's memory formula: bytes per registration, runtime MB, KiB per connection. */
-async function memoryFormula(): Promise<{ perEntry: number; runtime: number; perConn: number }> {
-  const readme = (await read("README.md")).replace(/\s+/g, " ");
+/**
+ * The memory formula of docs/operations.md ("Sizing memory"): bytes per
+ * registration, runtime MB, KiB per idle connection, and what the journal's
+ * changes hold, as a multiple of their bytes.
+ */
+async function memoryFormula() {
+  const page = (await read("docs/operations.md")).replace(/\s+/g, " ");
   const number = (pattern: RegExp) => {
-    const match = readme.match(pattern);
-    assertOk(match, `README no longer says ${pattern}: update this test's formula`);
+    const match = page.match(pattern);
+    assertOk(match, `docs/operations.md no longer says ${pattern}: update this test's formula`);
     return Number(match[1]);
   };
   return {
     perEntry: number(/about (\d+) bytes per registration for the index/),
     runtime: number(/about (\d+) MB for the runtime/) * 1e6,
-    perConn: number(/idle connection costs about (\d+) KiB/) * 1024,
+    perConn: number(/each idle connection costs about (\d+) KiB/) * 1024,
+    journal: number(/registrations changed since the dump, held at most (\d+) × their size/),
   };
 }
 
@@ -313,17 +318,24 @@ Deno.test("kubernetes: the Deployment's args, ports, probes and grace agree with
   );
 });
 
-Deno.test("kubernetes: memory is the README's formula for the stated dump, reload included", async () => {
+Deno.test("kubernetes: memory is the documented formula for the stated dump, reload and journal included", async () => {
   const deployment = (await manifests()).get("Deployment");
   const [container] = deployment.spec.template.spec.containers;
   const flags = parseFlags(container.args);
   const entries = Number(deployment.metadata.annotations["sipdir/sized-for-registrations"]);
   const dump = Number(deployment.metadata.annotations["sipdir/sized-for-dump-bytes"]);
   assertOk(entries > 0 && dump > 0, "the dump the memory is sized for is stated");
-  const { perEntry, runtime, perConn } = await memoryFormula();
+  const changed = Number(
+    deployment.metadata.annotations["sipdir/sized-for-changed-registrations"] ?? 0,
+  );
+  assertOk(flags.journal === undefined || changed > 0, "with --journal, the changes are stated");
+  const { perEntry, runtime, perConn, journal } = await memoryFormula();
   const steady = dump + perEntry * entries + runtime;
-  // A reload (--watch, SIGHUP) holds the old and the new data at once.
-  const needed = (flags.watch ? 2 : 1) * steady + perConn * flags.maxClients;
+  // A reload (--watch, SIGHUP) holds the old and the new data at once; the
+  // clients, at most --max-client-memory; the journal's changes, a multiple
+  // of the bytes of the registrations they change.
+  const needed = (flags.watch ? 2 : 1) * steady + perConn * flags.maxClients +
+    flags.maxClientMemory + (flags.journal === undefined ? 0 : journal * changed * dump / entries);
   const limit = bytes(container.resources.limits.memory);
   const request = bytes(container.resources.requests.memory);
   console.log(
