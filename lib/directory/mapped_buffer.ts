@@ -21,9 +21,9 @@ const LARGE = 1024 * 1024;
  * Why: a directory's arrays are allocated on the loader's thread and freed on
  * the serving thread after a reload. glibc serves requests under its mmap
  * threshold from per-thread arenas, raises that threshold as large blocks are
- * freed, and keeps freed arena memory: resident memory grew by 12% over five
- * reloads of 1M registrations and stayed there (measured; flat with
- * `MALLOC_MMAP_THRESHOLD_` fixed). A request above 32 MiB is always mapped
+ * freed, and keeps freed arena memory: resident memory grows with every
+ * reload and stays there (docs/performance.md, "Memory"). A request above
+ * 32 MiB is always mapped
  * on its own and unmapped when freed, and calloc leaves fresh pages
  * untouched, so rounding large arrays up costs address space, not memory.
  * (Resizable buffers also come from mmap, but V8's code for views of them is

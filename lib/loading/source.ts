@@ -21,8 +21,8 @@ const GZIP_READ = 1024 * 1024;
 /**
  * Compressed bytes handed to the decompressor at a time. Deno decompresses
  * each write into a growing vector and copies it out whole: about 150 KiB
- * out of 32 KiB in stays in the CPU's cache. Measured on a 1M-registration
- * dump: 32 to 64 KiB inflate at 330 MB/s, 1 MiB at 180 MB/s.
+ * out of 32 KiB in stays in the CPU's cache, where larger steps do not
+ * (docs/performance.md, "Loading and reloading").
  */
 const GZIP_STEP = 32 * 1024;
 

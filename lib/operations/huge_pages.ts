@@ -5,9 +5,9 @@
  * Why it matters: a load writes the whole dump into fresh memory. On 4 KiB
  * pages that is one page fault per 4 KiB, 170 000 for a 700 MB dump, and on
  * a virtual machine each fault also slows the vCPU answering lookups: on
- * huge pages, 1M registrations load in about half the time, and lookups
- * during a reload keep a p99.9 about a third as long (measured: README,
- * "Memory and huge pages").
+ * huge pages, a load takes about half the time, and lookups during a
+ * reload keep a far shorter tail (docs/performance.md, "Loading and
+ * reloading").
  *
  * glibc puts its large allocations on huge pages when the process starts
  * with the tunable {@linkcode HUGE_PAGES_TUNABLE} (glibc 2.35 and later) and
@@ -73,5 +73,5 @@ export function hugePagesAdvice(
     `"always", ${Math.round(dataBytes / (1024 * 1024))} MB of data sit on 4 KiB pages, and ` +
     "loads and reloads, faulting in every one, take about twice as long and slow lookups " +
     `meanwhile; start sipdir with GLIBC_TUNABLES=${HUGE_PAGES_TUNABLE} in its environment ` +
-    '(README, "Memory and huge pages")';
+    '(docs/operations.md, "Memory and huge pages")';
 }
