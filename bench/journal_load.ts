@@ -16,8 +16,9 @@
  * **The writer** is a child process (this file with `--writer`), so that its CPU time is not
  * counted as sipdir's and it does not share an event loop with anything measured. Every 10 ms it
  * appends a batch of lines (100 for 10 000 changes a second: as many as are due since it started,
- * so that a late timer does not lower the rate): lines of `generateJournal` over the dump's AORs,
- * numbered on from the dump's sequence, and, last in each batch, a put of the probe AOR whose
+ * so that a late timer does not lower the rate): lines of `generateJournal` over the dump's AORs
+ * (12 s of them made before the runs and used in turn, so that the writer costs what an exporter
+ * appending costs), numbered on from the dump's sequence, and, last in each batch, a put of the probe AOR whose
  * registration carries the batch's number and the time it was written (`"writtenAt"`, ms since
  * the epoch, to the µs; also how long before it the 50 batches before were written); the probe
  * counts in the rate. Deletes go only to a tenth of the dump's AORs that the load generator never
@@ -253,17 +254,22 @@ async function writerMain(config: WriterConfig): Promise<void> {
   /** When the last batches were written, newest first (at most PROBE_HISTORY). */
   const history: number[] = [];
 
-  /** The next generated line, numbered on and with a delete moved off the AORs asked for. */
-  const nextChange = (): string => {
+  /** A generated line without its number, with a delete moved off the AORs asked for. */
+  const unnumbered = (): string => {
     const generated: string = changes.next().value!;
     // `{"seq":N,"put":{…}}` or `{"seq":N,"del":"aor"}`: renumbered (probes take numbers too).
-    let rest = generated.slice(generated.indexOf(","));
-    if (rest.startsWith(',"del":')) {
-      const aor: string = JSON.parse(rest.slice(7, -1));
-      if (askedFor.has(aor)) {
-        rest = `,"del":${JSON.stringify(deletable[deletes++ % deletable.length])}}`;
-      }
-    }
+    const rest = generated.slice(generated.indexOf(","));
+    if (!rest.startsWith(',"del":') || !askedFor.has(JSON.parse(rest.slice(7, -1)))) return rest;
+    return `,"del":${JSON.stringify(deletable[deletes++ % deletable.length])}}`;
+  };
+  // Generated before the runs, so that while they run the writer costs what an exporter
+  // appending ready lines costs, not the making of registrations: 12 s of changes, used in turn.
+  const prepared = Array.from({ length: config.rate * 12 }, unnumbered);
+  let next = 0;
+  /** The next change, numbered on. */
+  const nextChange = (): string => {
+    const rest = prepared[next];
+    next = (next + 1) % prepared.length;
     return `{"seq":${++seq}${rest}`;
   };
 
