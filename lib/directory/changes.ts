@@ -30,8 +30,8 @@ const IN_BASE = 1;
 
 /** What the changes are over: the loaded directory, which they never modify. */
 export interface ChangedBase {
-  /** The base's entry for `buf[start, end)`, or -1. */
-  findInBase(buf: Uint8Array, start: number, end: number): number;
+  /** The base's entry for `buf[start, end)` (whose `hashBytes` is `h`), or -1. */
+  findInBase(buf: Uint8Array, start: number, end: number, h: number): number;
 }
 
 /**
@@ -190,7 +190,7 @@ export class Changes {
       this.#entries = bigger;
     }
     const e = id * STRIDE;
-    const inBase = this.#base.findInBase(key, start, end) >= 0;
+    const inBase = this.#base.findInBase(key, start, end, h) >= 0;
     this.#entries.fill(0, e, e + STRIDE);
     this.#entries[e] = h;
     this.#entries[e + 3] = end - start;

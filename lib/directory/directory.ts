@@ -173,13 +173,19 @@ export class Directory {
       const id = changes.find(buf, start, end, h);
       if (id >= 0) return changes.isDeleted(id) ? -1 : CHANGED + id;
     }
-    const slots = this.#slots;
-    return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
+    return this.findInBase(buf, start, end, h);
   }
 
-  /** The loaded data's entry for `buf[start, end)`, or -1: what is there under the changes. */
-  findInBase(buf: Uint8Array, start: number, end: number): number {
-    const h = hashBytes(buf, start, end);
+  /**
+   * The loaded data's entry for `buf[start, end)` (with hash `h`, as
+   * `hashBytes` gives it), or -1: what is there under the changes.
+   */
+  findInBase(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    h: number = hashBytes(buf, start, end),
+  ): number {
     const slots = this.#slots;
     return slots[probe(this.#chunks, this.#entries, slots, buf, start, end, h)] - 1;
   }

@@ -8,11 +8,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { basename, dirname, resolve } from "node:path";
 import { Changes } from "../directory/changes.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { LiveDirectory } from "../directory/live.ts";
 import { describe } from "../errors.ts";
+import { nextTurn } from "../next_turn.ts";
+import { watchEntry } from "../operations/watch.ts";
 import type { Counters } from "../operations/counters.ts";
 import { JournalReader } from "./journal_reader.ts";
 
@@ -20,7 +21,7 @@ const logger = getLogger(["sipdir", "journal"]);
 
 /**
  * Bytes read and applied in one go before lookups get the thread back:
- * about a hundred lines, half a millisecond.
+ * about a hundred lines, a millisecond or two (docs/performance.md, "The journal").
  */
 const BUDGET = 64 * 1024;
 /** How long lines must have stopped coming before the follower polls at its idle pace. */
@@ -161,7 +162,7 @@ export class JournalFollower {
     let reader: JournalReader | null = null;
     try {
       reader = await JournalReader.open(this.#path, changes, sequence);
-      while (await reader.readAvailable(BUDGET)) await yieldToLookups();
+      while (await reader.readAvailable(BUDGET)) await nextTurn();
     } catch (error) {
       reader?.close();
       reader = null;
@@ -237,23 +238,14 @@ export class JournalFollower {
    */
   #watch(): void {
     if (this.#watcher !== undefined || this.#closed) return;
-    const name = basename(this.#path);
     try {
-      this.#watcher = Deno.watchFs(dirname(resolve(this.#path)), { recursive: false });
+      this.#watcher = watchEntry(this.#path, (kind) => {
+        if (kind !== "modify" && kind !== "access") this.#renamed = true;
+        this.#schedule(0);
+      });
     } catch {
-      return;
+      // Not watchable (or the directory went away later): polling alone follows it.
     }
-    (async () => {
-      try {
-        for await (const event of this.#watcher!) {
-          if (!event.paths.some((p) => basename(p) === name)) continue;
-          if (event.kind !== "modify" && event.kind !== "access") this.#renamed = true;
-          this.#schedule(0);
-        }
-      } catch {
-        // Closed, or the directory went away: polling goes on.
-      }
-    })();
   }
 
   /** The next look in `delay` ms (sooner looks replace later ones); one runs at a time. */
@@ -366,7 +358,7 @@ export class JournalFollower {
     this.#reader?.close();
     this.#reader = reader;
     this.#faultedAt = null;
-    while (await this.#read(reader)) await yieldToLookups();
+    while (await this.#read(reader)) await nextTurn();
   }
 
   /** Logs and counts the bad line `reader` stopped at, once. */
@@ -391,9 +383,4 @@ export class JournalFollower {
 /** What tells a file changed: identity, size and modification time. */
 function fileState(stat: Deno.FileInfo): string {
   return `${stat.ino}:${stat.size}:${stat.mtime?.getTime()}`;
-}
-
-/** Lets lookups run between two slices of a long read. */
-function yieldToLookups(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }

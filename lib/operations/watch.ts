@@ -53,9 +53,7 @@ export interface WatchOptions {
  */
 export function watchDataFile(options: WatchOptions): { close(): void } {
   const path = resolve(options.path);
-  const name = basename(path);
   const quiet = options.quiet ?? 200;
-  const watcher = Deno.watchFs(dirname(path), { recursive: false });
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** Written in place since the last sign that the file is complete. */
   let writing = false;
@@ -77,36 +75,29 @@ export function watchDataFile(options: WatchOptions): { close(): void } {
     }
     options.onChange();
   };
-  (async () => {
-    try {
-      for await (const event of watcher) {
-        if (!event.paths.some((p) => basename(p) === name)) continue;
-        switch (event.kind) {
-          case "create":
-          case "modify":
-            // Being written where it lies: complete only once closed.
-            writing = true;
-            break;
-          case "access":
-            // Closed after writing (inotify's IN_CLOSE_WRITE).
-            writing = false;
-            break;
-          case "rename":
-          case "remove":
-            // Replaced by a whole file, or gone: nothing is writing it here.
-            writing = false;
-            break;
-          default:
-            continue;
-        }
-        changed = true;
-        clearTimeout(timer);
-        timer = setTimeout(settle, quiet);
-      }
-    } catch {
-      // Closed, or the directory went away: nothing more to watch.
+  const watcher = watchEntry(path, (kind) => {
+    switch (kind) {
+      case "create":
+      case "modify":
+        // Being written where it lies: complete only once closed.
+        writing = true;
+        break;
+      case "access":
+        // Closed after writing (inotify's IN_CLOSE_WRITE).
+        writing = false;
+        break;
+      case "rename":
+      case "remove":
+        // Replaced by a whole file, or gone: nothing is writing it here.
+        writing = false;
+        break;
+      default:
+        return;
     }
-  })();
+    changed = true;
+    clearTimeout(timer);
+    timer = setTimeout(settle, quiet);
+  });
   return {
     close() {
       clearTimeout(timer);
@@ -117,4 +108,42 @@ export function watchDataFile(options: WatchOptions): { close(): void } {
       }
     },
   };
+}
+
+/**
+ * Calls `onEvent` with the kind of each file-system event on `path`, watched
+ * through its directory, so that a file renamed over it, or its removal, is
+ * seen as well as writes to it; until the watcher returned is closed or the
+ * directory goes away. Throws when the directory cannot be watched.
+ *
+ * @example
+ * ```ts
+ * import { watchEntry } from "./watch.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * const seen = Promise.withResolvers<Deno.FsEvent["kind"]>();
+ * const watcher = watchEntry(`${dir}/journal`, seen.resolve);
+ * await Deno.writeTextFile(`${dir}/other`, "not watched\n");
+ * await Deno.writeTextFile(`${dir}/journal`, "{}\n");
+ * assert.equal(await seen.promise, "create");
+ * watcher.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function watchEntry(
+  path: string,
+  onEvent: (kind: Deno.FsEvent["kind"]) => void,
+): Deno.FsWatcher {
+  const name = basename(path);
+  const watcher = Deno.watchFs(dirname(resolve(path)), { recursive: false });
+  (async () => {
+    try {
+      for await (const event of watcher) {
+        if (event.paths.some((p) => basename(p) === name)) onEvent(event.kind);
+      }
+    } catch {
+      // Closed, or the directory went away: nothing more to watch.
+    }
+  })();
+  return watcher;
 }

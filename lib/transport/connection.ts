@@ -24,6 +24,7 @@
 import type { Directory } from "../directory/directory.ts";
 import type { ProtocolCounters } from "../operations/counters.ts";
 import type { Protocol } from "../protocol/protocol.ts";
+import { nextTurn } from "../next_turn.ts";
 import { formatAddress } from "./address.ts";
 import { NO_DIRECTORY, Output, type OutputPool } from "./output.ts";
 import {
@@ -264,7 +265,7 @@ export class Connection {
       const at = this.#len;
       // Nothing held: a request that starts now has its whole stall timeout,
       // however long the connection was kept idle before it.
-      const resting = at === 0 && !(this.protocol.stalled?.(this.#state) ?? false);
+      const resting = !this.stalled;
       let n: number | null;
       try {
         n = await conn.read(at === 0 ? this.#buf : this.#buf.subarray(at));
@@ -503,12 +504,4 @@ export class Connection {
     this.#host.faulted(this, error);
     this.close("fault");
   }
-}
-
-/**
- * Resolves after the event loop has had a turn: the reads, writes and
- * timers of every other connection that were ready come first.
- */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }

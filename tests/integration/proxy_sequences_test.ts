@@ -73,6 +73,7 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import { Dataset, record, SipdirProcess, tempFile } from "../helpers.ts";
+import { concat } from "../../testing/bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -95,16 +96,6 @@ const UNKNOWN = ["no-such-aor@example.com", "ünknown"];
 
 // ---------------------------------------------------------------------------
 // hiredis's command formatting.
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
 
 function bytes(value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? encoder.encode(value) : value;

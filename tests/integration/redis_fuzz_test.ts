@@ -113,6 +113,8 @@
 import { COMMANDS } from "../../lib/protocol/redis/commands.ts";
 import { generateRegistrations, seededRandom } from "../../testing/gen_regs.ts";
 import { SipdirProcess } from "../../testing/sipdir_process.ts";
+// `chars`: bytes as a string of one char a byte; `latin1` below goes the other way.
+import { concat, latin1 as chars } from "../../testing/bytes.ts";
 
 type Bytes = Uint8Array;
 
@@ -166,23 +168,6 @@ function latin1(text: string): Bytes {
     bytes[i] = c;
   }
   return bytes;
-}
-
-/** Bytes as a string of char codes, one a byte. */
-function chars(bytes: Bytes): string {
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return text;
-}
-
-function concat(parts: readonly Bytes[]): Bytes {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 function equalBytes(a: Bytes, b: Bytes): boolean {
