@@ -274,6 +274,44 @@ Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed
   }
 });
 
+Deno.test("journal follower: woken by the kernel after a quiet spell, polling while lines keep coming one write each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
+  const path = `${dir}/journal`;
+  await Deno.writeTextFile(path, `${put(1, "a", { v: 1 })}\n`);
+  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
+  // The idle poll never comes within the test: only the kernel's events wake an idle follower.
+  const follower = new JournalFollower({
+    path,
+    live,
+    counters: new Counters(),
+    pollInterval: 10,
+    idlePollInterval: 600_000,
+    quietAfter: 100,
+  });
+  const answer = (aor: string) => decoder.decode(live.directory.get(aor) ?? new Uint8Array());
+  const append = (line: string) => Deno.writeTextFile(path, `${line}\n`, { append: true });
+  try {
+    await follower.start(0);
+    assertEquals(follower.applied, 1);
+    await append(put(2, "a", { v: 2 }));
+    await until(() => follower.applied === 2, "a line woke the idle follower");
+    // A writer appending line by line: each is applied, in order, by the follower's polls.
+    for (let seq = 3; seq <= 300; seq++) {
+      await append(put(seq, `k${seq % 7}`, { v: seq }));
+    }
+    await until(() => follower.applied === 300, "the lines written one by one applied");
+    assertEquals(answer("k6"), `${record("k6", { v: 300 })}\n`);
+    // Quiet for a while, the follower listens to the kernel again: a new line is applied at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await append(put(301, "a", { v: 301 }));
+    await until(() => follower.applied === 301, "a line after a quiet spell woke the follower");
+    assertEquals(answer("a"), `${record("a", { v: 301 })}\n`);
+  } finally {
+    follower.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("dump header: the sequence a dump includes; a declared count cuts a short one off", async () => {
   const lines = [record("a"), record("b")];
   const load = async (text: string) => {

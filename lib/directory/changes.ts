@@ -25,6 +25,8 @@ const FIRST_CHUNK = 64 * 1024;
 const GARBAGE_FLOOR = 4 * CHUNK;
 // One entry: hash, chunk, offset, key length, answer length (0: deleted), flags.
 const STRIDE = 6;
+/** What a chunk given back is replaced with, so that chunk numbers stay put. */
+const EMPTY = new Uint8Array(0);
 /** Flag: the directory under the changes has this key. */
 const IN_BASE = 1;
 
@@ -57,6 +59,12 @@ export interface ChangedBase {
 export class Changes {
   readonly #base: ChangedBase;
   #chunks: Uint8Array[] = [];
+  /**
+   * A chunk emptied by compaction, kept for the next chunk needed: memory
+   * already mapped and touched, where a new one would cost a page fault for
+   * every 4 KiB written into it.
+   */
+  #spare: Uint8Array | null = null;
   /** Bytes in each chunk that live entries use. */
   #live: number[] = [];
   /** The entries written into each chunk, to find them when it is emptied (stale ones skipped). */
@@ -97,7 +105,7 @@ export class Changes {
   get byteLength(): number {
     let bytes = this.#entries.byteLength + this.#slots.byteLength;
     for (const chunk of this.#chunks) bytes += chunk.byteLength;
-    return bytes;
+    return bytes + (this.#spare?.byteLength ?? 0);
   }
 
   /**
@@ -232,8 +240,10 @@ export class Changes {
   #newChunk(atLeast: number): void {
     // What the chunk being left did not use is lost to it: garbage, which its emptying gives back.
     if (this.#current >= 0) this.#garbage += this.#chunks[this.#current].length - this.#fill;
-    const size = Math.min(CHUNK, Math.max(FIRST_CHUNK, this.#liveTotal));
-    const chunk = new Uint8Array(Math.max(size, atLeast));
+    const size = Math.max(Math.min(CHUNK, Math.max(FIRST_CHUNK, this.#liveTotal)), atLeast);
+    let chunk = this.#spare;
+    if (chunk !== null && chunk.length >= size) this.#spare = null;
+    else chunk = new Uint8Array(size);
     // Reuse the slot of a chunk given back, so that chunk numbers stay few.
     let index = this.#chunks.findIndex((c) => c.length === 0);
     if (index < 0) index = this.#chunks.length;
@@ -258,7 +268,7 @@ export class Changes {
     if (worst < 0) return;
     const from = this.#chunks[worst];
     const movers = this.#writers[worst];
-    this.#chunks[worst] = new Uint8Array(0);
+    this.#chunks[worst] = EMPTY;
     this.#writers[worst] = [];
     this.#garbage -= from.length - this.#live[worst];
     this.#live[worst] = 0;
@@ -279,6 +289,8 @@ export class Changes {
       this.#live[this.#current] += length;
       this.#writers[this.#current].push(id);
     }
+    // Kept unless it is a registration's chunk of its own, larger than usual.
+    if (from.length <= CHUNK && from.length > (this.#spare?.length ?? 0)) this.#spare = from;
   }
 
   /** The slot of key `buf[start, end)` with hash `h`, or the empty slot where it would go. */

@@ -24,8 +24,6 @@ const logger = getLogger(["sipdir", "journal"]);
  * about a hundred lines, a millisecond or two (docs/performance.md, "The journal").
  */
 const BUDGET = 64 * 1024;
-/** How long lines must have stopped coming before the follower polls at its idle pace. */
-const QUIET = 1000;
 
 /** Options of {@linkcode JournalFollower}. */
 export interface JournalOptions {
@@ -36,14 +34,23 @@ export interface JournalOptions {
   /** Where lines, skips and faults are counted. */
   counters: Counters;
   /**
-   * Milliseconds between two looks at the journal while lines come. The
-   * kernel's file events wake the follower at once where they work (a local
-   * file system); polling is for where they do not (a writer on another
-   * host of a network file system). Default 20.
+   * Milliseconds between two looks at the journal while lines come: the
+   * longest a line waits then. The kernel's file events (where they work: a
+   * local file system) wake the follower at once for the first line after a
+   * quiet second; while lines keep coming, it polls, whatever the writer's
+   * pace or the number of its writes. Default 20.
    */
   pollInterval?: number;
-  /** Milliseconds between two looks once no line came for a second. Default 250. */
+  /**
+   * Milliseconds between two looks once no line came for `quietAfter`, and
+   * between two checks of the journal's identity (rotation). Default 250.
+   */
   idlePollInterval?: number;
+  /**
+   * Milliseconds without a line after which the follower goes back to the
+   * kernel's file events and its idle pace. Default 1000.
+   */
+  quietAfter?: number;
 }
 
 /** A reload's new directory with the journal applied, ready to swap in. */
@@ -92,6 +99,7 @@ export class JournalFollower {
   readonly #counters: Counters;
   readonly #pollInterval: number;
   readonly #idlePollInterval: number;
+  readonly #quietAfter: number;
   /** When the last look read something (ms, `performance.now()`). */
   #lastRead = -Infinity;
   /** When the file's identity and size are looked at next. */
@@ -124,6 +132,7 @@ export class JournalFollower {
     this.#counters = options.counters;
     this.#pollInterval = options.pollInterval ?? 20;
     this.#idlePollInterval = Math.max(this.#pollInterval, options.idlePollInterval ?? 250);
+    this.#quietAfter = options.quietAfter ?? 1000;
   }
 
   /** The highest sequence number served: the dump's, or the last journal line applied. */
@@ -203,11 +212,7 @@ export class JournalFollower {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
-    try {
-      this.#watcher?.close();
-    } catch {
-      // Already closed.
-    }
+    this.#unwatch();
     this.#reader?.close();
     this.#reader = null;
   }
@@ -234,7 +239,8 @@ export class JournalFollower {
   /**
    * Wakes the follower when the kernel reports the journal written, renamed
    * or removed (inotify, through its directory), instead of waiting for the
-   * next poll. Where that fails, polling alone follows it.
+   * next poll: while the journal is quiet. Where that fails, polling alone
+   * follows it.
    */
   #watch(): void {
     if (this.#watcher !== undefined || this.#closed) return;
@@ -246,6 +252,20 @@ export class JournalFollower {
     } catch {
       // Not watchable (or the directory went away later): polling alone follows it.
     }
+  }
+
+  /**
+   * Stops the kernel's reports while lines keep coming: the poll finds them
+   * within its interval anyway, and a writer that appends line by line would
+   * otherwise wake the follower (and the watcher's thread) once per line.
+   */
+  #unwatch(): void {
+    try {
+      this.#watcher?.close();
+    } catch {
+      // Already closed.
+    }
+    this.#watcher = undefined;
   }
 
   /** The next look in `delay` ms (sooner looks replace later ones); one runs at a time. */
@@ -289,7 +309,14 @@ export class JournalFollower {
     } else {
       more = await this.#read(reader);
     }
-    const active = performance.now() - this.#lastRead < QUIET;
+    const active = performance.now() - this.#lastRead < this.#quietAfter;
+    if (active) {
+      this.#unwatch();
+    } else if (this.#watcher === undefined) {
+      this.#watch();
+      // A line appended before the watcher started is found by a look after it.
+      more = this.#watcher !== undefined;
+    }
     this.#schedule(more ? 0 : active ? this.#pollInterval : this.#idlePollInterval);
   }
 

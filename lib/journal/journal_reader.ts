@@ -9,8 +9,10 @@ import type { Changes } from "../directory/changes.ts";
 import { JournalLine } from "./journal_line.ts";
 
 const LF = 0x0a;
-/** Bytes read at once; a line longer than this grows the buffer (up to {@linkcode MAX_LINE}). */
+/** The read buffer's size; a line longer than this grows it (up to {@linkcode MAX_LINE}). */
 const READ_SIZE = 256 * 1024;
+/** The least asked of one read, however little of the budget is left. */
+const MIN_READ = 4096;
 /** The longest journal line: a registration, wrapped. Longer is a bad line. */
 const MAX_LINE = 16 * 1024 * 1024;
 
@@ -127,11 +129,14 @@ export class JournalReader {
   async readAvailable(budget: number): Promise<boolean> {
     let read = 0;
     while (this.fault === null && read < budget) {
-      const n = await this.#file.read(this.#room());
+      const room = this.#room(budget - read);
+      const n = await this.#file.read(room);
       if (n === null || n === 0) return false;
       read += n;
       this.#len += n;
       this.#applyLines();
+      // Short of what was asked: the file's end, for now (asking again would only say so).
+      if (n < room.length) return false;
     }
     return this.fault === null;
   }
@@ -139,7 +144,7 @@ export class JournalReader {
   /** Like {@linkcode readAvailable}, to the end, synchronously: the last bytes before a swap. */
   readAvailableSync(): void {
     while (this.fault === null) {
-      const n = this.#file.readSync(this.#room());
+      const n = this.#file.readSync(this.#room(READ_SIZE));
       if (n === null || n === 0) return;
       this.#len += n;
       this.#applyLines();
@@ -155,14 +160,20 @@ export class JournalReader {
     }
   }
 
-  /** Room after the partial line for the next read; a line longer than the buffer grows it. */
-  #room(): Uint8Array {
+  /**
+   * Room for about `want` bytes after the partial line, for the next read;
+   * a line longer than the buffer grows it.
+   */
+  #room(want: number): Uint8Array {
     if (this.#len === this.#buf.length) {
       const bigger = new Uint8Array(Math.min(MAX_LINE + 1, this.#buf.length * 2));
       bigger.set(this.#buf);
       this.#buf = bigger;
     }
-    return this.#buf.subarray(this.#len);
+    return this.#buf.subarray(
+      this.#len,
+      Math.min(this.#buf.length, this.#len + Math.max(want, MIN_READ)),
+    );
   }
 
   /** Applies the complete lines in the buffer; keeps a partial one for the next read. */
