@@ -152,6 +152,38 @@ Deno.test("journal reader: lines applied as they are appended; a partial line wa
   }
 });
 
+Deno.test("journal reader: a budget applies that many bytes of lines, the rest of one read next time", async () => {
+  const lines = Array.from({ length: 6 }, (_, i) => put(i + 1, `k${i}`));
+  const path = await tempFile(lines.map((l) => `${l}\n`).join("") + put(7, "partial"));
+  const changes = new Changes({ findInBase: () => -1 });
+  const reader = await JournalReader.open(path, changes, 0);
+  try {
+    // A line at least per call: 1 byte of budget is one line, two lines' bytes are two.
+    assertEquals(await reader.readAvailable(1), true);
+    assertEquals(reader.applied, 1);
+    assertEquals(await reader.readAvailable(lines[1].length + 1 + lines[2].length + 1), true);
+    assertEquals(reader.applied, 3);
+    // The rest of the file, with room to spare: false, there is no more (7 has no line end).
+    assertEquals(await reader.readAvailable(1 << 20), false);
+    assertEquals([reader.applied, reader.line, changes.count], [6, 6, 6]);
+    await Deno.writeTextFile(path, "\n", { append: true });
+    assertEquals(await reader.readAvailable(1 << 20), false);
+    assertEquals(reader.applied, 7);
+    // A line longer than one read's buffer (256 KiB) grows it, and is applied whole.
+    const big = "x".repeat(600_000);
+    await Deno.writeTextFile(path, `${put(8, "big", { big })}\n${put(9, "after")}\n`, {
+      append: true,
+    });
+    while (await reader.readAvailable(1 << 16));
+    assertEquals(reader.applied, 9);
+    const id = changes.find(encoder.encode("big"), 0, 3);
+    assertEquals(decoder.decode(changes.answer(id)), `${record("big", { big })}\n`);
+  } finally {
+    reader.close();
+    await Deno.remove(path);
+  }
+});
+
 Deno.test("journal reader: a number that does not grow, or a bad line, stops it there", async () => {
   for (
     const [text, reason] of [

@@ -9,10 +9,8 @@ import type { Changes } from "../directory/changes.ts";
 import { JournalLine } from "./journal_line.ts";
 
 const LF = 0x0a;
-/** The read buffer's size; a line longer than this grows it (up to {@linkcode MAX_LINE}). */
+/** Bytes read at once; a line longer than this grows the buffer (up to {@linkcode MAX_LINE}). */
 const READ_SIZE = 256 * 1024;
-/** The least asked of one read, however little of the budget is left. */
-const MIN_READ = 4096;
 /** The longest journal line: a registration, wrapped. Longer is a bad line. */
 const MAX_LINE = 16 * 1024 * 1024;
 
@@ -79,8 +77,12 @@ export class JournalReader {
   readonly #file: Deno.FsFile;
   readonly #parser = new JournalLine();
   #buf = new Uint8Array(READ_SIZE);
-  /** Bytes in `#buf` not consumed yet (a partial line). */
+  /** Where the bytes of `#buf` not applied yet start. */
+  #start = 0;
+  /** Where the bytes read into `#buf` end. */
   #len = 0;
+  /** The last read was short of its room: the file held no more then. */
+  #atEnd = false;
   /** The sequence number of the last line of this file read. */
   #lastSeq = 0;
 
@@ -122,32 +124,38 @@ export class JournalReader {
   }
 
   /**
-   * Reads what the file holds now, at most about `budget` bytes, and applies
-   * its complete lines; resolves to true when it stopped at the budget with
-   * more to read. Nothing after a bad line is read.
+   * Applies the complete lines the file holds now, about `budget` bytes of
+   * them at most; resolves to true when it stopped at the budget with more
+   * to apply. What one read brings beyond the budget waits in the buffer for
+   * the next call. Nothing after a bad line is applied.
    */
   async readAvailable(budget: number): Promise<boolean> {
-    let read = 0;
-    while (this.fault === null && read < budget) {
-      const room = this.#room(budget - read);
+    let used = 0;
+    for (;;) {
+      used += this.#applyLines(budget - used);
+      if (this.fault !== null) return false;
+      if (used >= budget) return true;
+      if (this.#atEnd) {
+        // The last read was short: the file's end, for now (asking again would only say so).
+        this.#atEnd = false;
+        return false;
+      }
+      const room = this.#room();
       const n = await this.#file.read(room);
       if (n === null || n === 0) return false;
-      read += n;
       this.#len += n;
-      this.#applyLines();
-      // Short of what was asked: the file's end, for now (asking again would only say so).
-      if (n < room.length) return false;
+      this.#atEnd = n < room.length;
     }
-    return this.fault === null;
   }
 
   /** Like {@linkcode readAvailable}, to the end, synchronously: the last bytes before a swap. */
   readAvailableSync(): void {
-    while (this.fault === null) {
-      const n = this.#file.readSync(this.#room(READ_SIZE));
+    for (;;) {
+      this.#applyLines(Infinity);
+      if (this.fault !== null) return;
+      const n = this.#file.readSync(this.#room());
       if (n === null || n === 0) return;
       this.#len += n;
-      this.#applyLines();
     }
   }
 
@@ -161,40 +169,47 @@ export class JournalReader {
   }
 
   /**
-   * Room for about `want` bytes after the partial line, for the next read;
-   * a line longer than the buffer grows it.
+   * Room for the next read after the partial line, which is moved to the
+   * buffer's start; a line longer than the buffer grows it.
    */
-  #room(want: number): Uint8Array {
-    if (this.#len === this.#buf.length) {
-      const bigger = new Uint8Array(Math.min(MAX_LINE + 1, this.#buf.length * 2));
-      bigger.set(this.#buf);
-      this.#buf = bigger;
+  #room(): Uint8Array {
+    const buf = this.#buf;
+    if (this.#start > 0) {
+      buf.copyWithin(0, this.#start, this.#len);
+      this.#len -= this.#start;
+      this.#start = 0;
     }
-    return this.#buf.subarray(
-      this.#len,
-      Math.min(this.#buf.length, this.#len + Math.max(want, MIN_READ)),
-    );
+    if (this.#len === buf.length) {
+      this.#buf = new Uint8Array(Math.min(MAX_LINE + 1, buf.length * 2));
+      this.#buf.set(buf);
+    }
+    return this.#buf.subarray(this.#len);
   }
 
-  /** Applies the complete lines in the buffer; keeps a partial one for the next read. */
-  #applyLines(): void {
-    const buf = this.#buf;
-    let pos = 0;
-    while (this.fault === null) {
-      const lf = buf.subarray(pos, this.#len).indexOf(LF);
-      if (lf < 0) break;
-      const end = pos + lf;
+  /**
+   * Applies the complete lines in the buffer until about `budget` bytes of
+   * them are; returns how many were. A partial line waits for the next read.
+   */
+  #applyLines(budget: number): number {
+    const len = this.#len;
+    // Up to `len`: bytes past it are an earlier read's.
+    const buf = this.#buf.subarray(0, len);
+    const first = this.#start;
+    let pos = first;
+    while (this.fault === null && pos - first < budget) {
+      const end = buf.indexOf(LF, pos);
+      if (end < 0) break;
       this.line++;
       if (!this.#apply(buf, pos, end)) break;
       this.offset += end + 1 - pos;
       pos = end + 1;
     }
-    if (this.fault === null && this.#len - pos > MAX_LINE) {
+    this.#start = pos;
+    if (this.fault === null && len - pos > MAX_LINE) {
       this.line++;
       this.#stop(`a line over ${MAX_LINE} bytes`);
     }
-    buf.copyWithin(0, pos, this.#len);
-    this.#len -= pos;
+    return pos - first;
   }
 
   /** Applies the line `buf[start, end)`; false (having stopped) when it is bad. */
