@@ -3,7 +3,7 @@
  * is appended sipdir answers with it, and what a steady stream of changes does to lookups.
  *
  * ```sh
- * deno run -A bench/journal_load.ts [-n 100000] [-r 3] [-d 4] [--rate 10000]
+ * deno run -A bench/journal_load.ts [-n 100000] [-r 3] [-d 4] [--rate 10000] [--line-writes]
  *   [--json FILE] [--work /tmp/sipdir-journal-bench]
  * ```
  *
@@ -16,7 +16,8 @@
  * **The writer** is a child process (this file with `--writer`), so that its CPU time is not
  * counted as sipdir's and it does not share an event loop with anything measured. Every 10 ms it
  * appends a batch of lines (100 for 10 000 changes a second: as many as are due since it started,
- * so that a late timer does not lower the rate): lines of `generateJournal` over the dump's AORs
+ * so that a late timer does not lower the rate), in one write, or a write per line with
+ * `--line-writes` (as an exporter that appends each change as it comes): lines of `generateJournal` over the dump's AORs
  * (12 s of them made before the runs and used in turn, so that the writer costs what an exporter
  * appending costs), numbered on from the dump's sequence, and, last in each batch, a put of the probe AOR whose
  * registration carries the batch's number and the time it was written (`"writtenAt"`, ms since
@@ -94,6 +95,7 @@ import {
   sleep,
   startSipdir,
   stopper,
+  switchFlag,
   Table,
   textFlag,
   WARMUP_SECONDS,
@@ -126,6 +128,7 @@ const COMMAND_LINE = new CommandLine("bench/journal_load.ts", {
   rate: integerFlag("10000", "journal lines appended per second, probe included", {
     placeholder: "CHANGES",
   }),
+  lineWrites: switchFlag("the writer appends each line with a write of its own, not a batch"),
   json: optionalFlag("where to write the results (default WORK/journal-latest.json)", {
     placeholder: "FILE",
   }),
@@ -220,6 +223,8 @@ interface WriterConfig {
   rate: number;
   /** The dump's sequence number: the first line written is the next. */
   sequence: number;
+  /** Each line a write of its own, as an exporter that appends a change as it comes. */
+  lineWrites: boolean;
 }
 
 /** What the writer answers to `pause`: what it did since `start`. */
@@ -234,6 +239,12 @@ interface WriterReport {
   lastSeq: number;
   /** The longest time between two batches, in ms. */
   maxGapMs: number;
+}
+
+/** Writes all of `text` to `file`, synchronously: one write for a line, as a regular file takes it. */
+function writeAllSync(file: Deno.FsFile, text: string): void {
+  const bytes = encoder.encode(text);
+  for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
 }
 
 /**
@@ -295,7 +306,11 @@ async function writerMain(config: WriterConfig): Promise<void> {
       text += `{"seq":${++seq},"put":${probe}}\n`;
       history.unshift(writtenAt);
       if (history.length > PROBE_HISTORY) history.pop();
-      await writeAll(journal, encoder.encode(text));
+      if (config.lineWrites) {
+        for (const line of text.split("\n").slice(0, -1)) writeAllSync(journal, `${line}\n`);
+      } else {
+        await writeAll(journal, encoder.encode(text));
+      }
       lines += due;
       batches++;
       maxGap = Math.max(maxGap, now - last);
@@ -990,7 +1005,7 @@ async function main(cleanups: Cleanups): Promise<number> {
     cleanups,
     sipdir,
     writer: new WriterProcess(
-      { journal, aors: data.aors, rate: options.rate, sequence: 0 },
+      { journal, aors: data.aors, rate: options.rate, sequence: 0, lineWrites: options.lineWrites },
       cleanups,
     ),
     load,
