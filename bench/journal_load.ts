@@ -29,7 +29,9 @@
  *
  * **What applying costs.** First, with no client at all: sipdir's CPU time (from /proc/PID/stat)
  * for -d seconds idle, then for -d seconds while the writer appends (after a 1 s warm-up); the
- * difference over the lines applied meanwhile (/metrics) is the CPU time one change costs.
+ * difference over the lines applied meanwhile (/metrics) is the CPU time one change costs. It is
+ * measured twice: at first, when most changes are a registration's first (a new entry, in new
+ * memory), and again after the runs, when most registrations were changed before.
  *
  * **Apply latency.** A connection to the line port asks for the probe AOR over and over, one
  * request in flight; each time the answer's batch number moves on, every batch since the last one
@@ -899,10 +901,10 @@ function printLatency(phase: LatencyPhase, rate: number): void {
   );
 }
 
-function printApplyCost(cost: ApplyCost, rate: number): void {
+function printApplyCost(cost: ApplyCost, rate: number, when: string): void {
   const percent = (cores: number) => `${(cores * 100).toFixed(1)}%`;
   console.log(
-    `\nsipdir's CPU applying ${rate} changes/s with no lookups (${cost.seconds} s): ` +
+    `\nsipdir's CPU applying ${rate} changes/s with no lookups, ${when} (${cost.seconds} s): ` +
       `${percent(cost.applyingCores)} of a core (idle: ${percent(cost.idleCores)}), ` +
       `${cost.cpuUsPerLine.toFixed(2)} µs per line applied (${cost.linesApplied} lines); ` +
       `the writer's own CPU: ${percent(cost.appending.writerCores)} of a core`,
@@ -1012,12 +1014,16 @@ async function main(cleanups: Cleanups): Promise<number> {
   };
   // First with no client at all, then with the prober from here on.
   const applyCost = await measureApplyCost(bench);
-  printApplyCost(applyCost, options.rate);
+  printApplyCost(applyCost, options.rate, "first changes of most registrations");
   const prober = await Prober.open(sipdir.ports.line);
   const latency = await measureLatency(bench, prober);
   printLatency(latency, options.rate);
   console.log();
   const runs = await runAll(bench, prober);
+  // Again once most registrations were changed many times: their entries exist, their old bytes
+  // are garbage that compaction gives back, where at first each change was a new entry in new memory.
+  const applyCostAfterRuns = await measureApplyCost(bench);
+  printApplyCost(applyCostAfterRuns, options.rate, "registrations changed before, after the runs");
   const rssAfterRuns = await residentBytes(sipdir.pid);
   const journalAtEnd = await journalMetrics(sipdir.ports.http!);
   const journalBytes = (await Deno.stat(journal)).size;
@@ -1047,6 +1053,7 @@ async function main(cleanups: Cleanups): Promise<number> {
     journalBytes,
     latency,
     applyCost,
+    applyCostAfterRuns,
     runs,
     summary,
   });
