@@ -1020,6 +1020,8 @@ async function main(cleanups: Cleanups): Promise<number> {
   printLatency(latency, options.rate);
   console.log();
   const runs = await runAll(bench, prober);
+  // It asks over and over: alone, it would take more of a core than applying does.
+  await prober.close();
   // Again once most registrations were changed many times: their entries exist, their old bytes
   // are garbage that compaction gives back, where at first each change was a new entry in new memory.
   const applyCostAfterRuns = await measureApplyCost(bench);
@@ -1027,7 +1029,6 @@ async function main(cleanups: Cleanups): Promise<number> {
   const rssAfterRuns = await residentBytes(sipdir.pid);
   const journalAtEnd = await journalMetrics(sipdir.ports.http!);
   const journalBytes = (await Deno.stat(journal)).size;
-  await prober.close();
   await bench.writer.close(cleanups);
   await cleanups.runAll();
 
