@@ -49,8 +49,9 @@
  * and 16 requests in flight, on the line port (`-m line`) and the Redis port (`-m redis`), every
  * answer checked; each cell runs once per round with the writer and once without, the order
  * alternating from round to round, so that drift over the run (other tenants of a VM, CPU
- * frequency, and the changes piling up in sipdir) lands on both alike; the summary takes medians
- * over rounds and quotes with ÷ without. CPU per lookup is sipdir's CPU time (all its threads,
+ * frequency, and the changes piling up in sipdir) lands on both alike; the summary quotes medians
+ * over rounds, and with ÷ without as the median over rounds of each round's ratio (its run with
+ * the writer over its run without, next to each other in time). CPU per lookup is sipdir's CPU time (all its threads,
  * from /proc/PID/stat) in the measured window over the lookups the load generator completed, as
  * in compare.ts: with the writer, it includes reading and applying the changes (that is the
  * point); in both, it includes answering the probe (its rate is in the JSON).
@@ -828,11 +829,11 @@ interface Cell {
   connections: number;
   inFlight: number;
   medians: Record<Writer, CellMedians>;
-  /** With ÷ without, by measure name. */
+  /** With ÷ without, by measure name: the median over rounds of each round's ratio. */
   ratios: Record<string, number>;
 }
 
-const RATIO_MEASURES: [string, (m: CellMedians) => number][] = [
+const RATIO_MEASURES: [string, (m: LoadMeasures) => number][] = [
   ["throughput", (m) => m.opsPerS],
   ["p99 latency", (m) => m.p99Us],
   ["p99.9 latency", (m) => m.p999Us],
@@ -850,8 +851,17 @@ function summarize(runs: Run[]): Cell[] {
           ),
         );
       const medians = { with: of("with"), without: of("without") };
+      // Each round's run with the writer against its run without, next to it in time: the
+      // machine's drift over minutes moves both alike, where it moves medians apart.
+      const cell = runs.filter((r) => r.protocol === protocol && r.inFlight === inFlight);
+      const pairs = [...new Set(cell.map((r) => r.round))].map((round) => ({
+        with: cell.find((r) => r.round === round && r.writer === "with")!,
+        without: cell.find((r) => r.round === round && r.writer === "without")!,
+      }));
       const ratios = Object.fromEntries(
-        RATIO_MEASURES.map(([name, pick]) => [name, pick(medians.with) / pick(medians.without)]),
+        RATIO_MEASURES.map((
+          [name, pick],
+        ) => [name, median(pairs.map((p) => pick(p.with) / pick(p.without)))]),
       );
       cells.push({ protocol, connections: CONNECTIONS, inFlight, medians, ratios });
     }
@@ -950,8 +960,8 @@ function printMedians(cells: Cell[], rounds: number): void {
 /** The ratios as a Markdown table, one row per cell, and what else ran meanwhile. */
 function printRatios(cells: Cell[], rate: number, runs: Run[]): void {
   console.log(
-    `\nWith ÷ without ${rate} changes/s (${CONNECTIONS} connections; above 1 is better for ` +
-      "throughput, below 1 for latency and CPU):\n",
+    `\nWith ÷ without ${rate} changes/s (${CONNECTIONS} connections; the median of the rounds' ` +
+      "ratios; above 1 is better for throughput, below 1 for latency and CPU):\n",
   );
   const label = (c: Cell) =>
     `${c.protocol === "line" ? "line" : "Redis port"}, ${c.inFlight} in flight`;

@@ -81,6 +81,8 @@ export class JournalReader {
   #start = 0;
   /** Where the bytes read into `#buf` end. */
   #len = 0;
+  /** Where the partial line at `#start` was searched to for its end: no `\n` before. */
+  #searched = 0;
   /** The last read was short of its room: the file held no more then. */
   #atEnd = false;
   /** The sequence number of the last line of this file read. */
@@ -177,6 +179,7 @@ export class JournalReader {
     if (this.#start > 0) {
       buf.copyWithin(0, this.#start, this.#len);
       this.#len -= this.#start;
+      this.#searched = Math.max(0, this.#searched - this.#start);
       this.#start = 0;
     }
     if (this.#len === buf.length) {
@@ -197,8 +200,12 @@ export class JournalReader {
     const first = this.#start;
     let pos = first;
     while (this.fault === null && pos - first < budget) {
-      const end = buf.indexOf(LF, pos);
-      if (end < 0) break;
+      // A line arriving in many reads is searched once, not again from its start each time.
+      const end = buf.indexOf(LF, Math.max(pos, this.#searched));
+      if (end < 0) {
+        this.#searched = len;
+        break;
+      }
       this.line++;
       if (!this.#apply(buf, pos, end)) break;
       this.offset += end + 1 - pos;
