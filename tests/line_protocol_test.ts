@@ -4,7 +4,10 @@
  */
 
 import { assertEquals, assertOk } from "./assert.ts";
+import { Changes } from "../lib/directory/changes.ts";
+import { ProtocolCounters } from "../lib/operations/counters.ts";
 import { LineProtocol } from "../lib/protocol/line.ts";
+import { Output, OutputPool } from "../lib/transport/output.ts";
 import { exchange } from "../testing/protocol_harness.ts";
 import { directoryOf, record } from "./helpers.ts";
 
@@ -104,4 +107,35 @@ Deno.test("line protocol: bare requests end at a pause until the client sends a 
     eof: false,
   });
   assertEquals(off.output, "");
+});
+
+Deno.test("line protocol: a changed registration answered alone is sent as it was, whatever changes come while it is written", async () => {
+  const encoder = new TextEncoder();
+  const changed = await directoryOf(`${A}\n`);
+  const changes = changed.changes = new Changes(changed);
+  const put = (aor: string, fields: Record<string, unknown>) => {
+    const key = encoder.encode(aor);
+    const answer = encoder.encode(record(aor, fields));
+    changes.put(key, 0, key.length, answer, 0, answer.length);
+  };
+  // Enough changes first that chunks are full-sized (1 MiB), as they are once changes pile up.
+  const filler = "y".repeat(2000);
+  for (let i = 0; i < 2000; i++) put(`k${i % 1000}`, { v: i, filler });
+  put("x", { v: 0 });
+  const output = new Output(
+    new OutputPool(),
+    new ProtocolCounters("line"),
+    1 << 20,
+    false,
+    () => "127.0.0.1:40000",
+  );
+  output.directory = changed;
+  const request = encoder.encode("x\n");
+  new LineProtocol().answer(new LineProtocol().createState(), request, 0, 2, false, output);
+  // What the connection writes; a slow client keeps it pending across many turns.
+  const pending = output.bytes();
+  // x changes again, among 40 MB of changes to a thousand AORs: chunks emptied by compaction
+  // take new changes.
+  for (let i = 0; i < 20_000; i++) put(i % 1000 === 0 ? "x" : `k${i % 1000}`, { v: i, filler });
+  assertEquals(new TextDecoder().decode(pending), `${record("x", { v: 0 })}\n`);
 });

@@ -126,7 +126,11 @@ export class Changes {
     return this.#entries[id * STRIDE + 4] === 0;
   }
 
-  /** The answer of change `id` (a put), with its final `\n`, as a view: not to be modified. */
+  /**
+   * The answer of change `id` (a put), with its final `\n`, as a view: not
+   * to be modified, and only valid until the next change is applied, since
+   * a chunk emptied by compaction takes new changes. Copy it to keep it.
+   */
   answer(id: number): Uint8Array {
     const e = id * STRIDE;
     const entries = this.#entries;
@@ -134,7 +138,7 @@ export class Changes {
     return this.#chunks[entries[e + 1]].subarray(at, at + entries[e + 4]);
   }
 
-  /** The registration of change `id` (a put), without its final `\n`, as a view. */
+  /** The registration of change `id` (a put), without its final `\n`, as a view, valid as {@linkcode Changes.answer}'s. */
   value(id: number): Uint8Array {
     const answer = this.answer(id);
     return answer.subarray(0, answer.length - 1);

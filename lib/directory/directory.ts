@@ -230,8 +230,19 @@ export class Directory {
   }
 
   /**
+   * Whether entry `id` is a journal change's, whose answer is only valid
+   * until the next change is applied (see {@linkcode Changes.answer}); the
+   * loaded data's answers stay where they are for as long as it is served.
+   */
+  isChange(id: number): boolean {
+    return id >= CHANGED;
+  }
+
+  /**
    * The answer of entry `id`, with its final `\n`, as a view into the
-   * directory's storage: it must not be modified.
+   * directory's storage: it must not be modified, and a change's (see
+   * {@linkcode Directory.isChange}) must be copied before the next change is
+   * applied.
    */
   answer(id: number): Uint8Array {
     if (id >= CHANGED) return this.changes!.answer(id - CHANGED);

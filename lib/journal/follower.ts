@@ -284,6 +284,8 @@ export class JournalFollower {
           error: describe(error),
           stack: (error as Error)?.stack ?? "",
         });
+        // Looked at again, at the idle pace: the watcher may be closed, nothing else would wake it.
+        this.#schedule(this.#idlePollInterval);
       }).finally(() => {
         this.#busy = null;
         if (this.#again) {
@@ -340,7 +342,7 @@ export class JournalFollower {
       if (stat !== null) await this.#reopen();
     } else if (stat !== null && stat.ino !== reader.ino) {
       // Replaced (rotated): the old file's last lines first, unless it stopped at a bad one.
-      if (reader.fault === null) await reader.readAvailable(Infinity);
+      if (reader.fault === null) await reader.readToEnd();
       this.#reportFault(reader);
       await this.#reopen();
     } else if (reader.fault !== null) {
@@ -380,6 +382,11 @@ export class JournalFollower {
     try {
       reader = await JournalReader.open(this.#path, changes, applied, this.#counters.journalLines);
     } catch {
+      return;
+    }
+    if (this.#closed) {
+      // Closed while it was being opened.
+      reader.close();
       return;
     }
     this.#reader?.close();

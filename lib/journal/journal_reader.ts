@@ -150,8 +150,20 @@ export class JournalReader {
     }
   }
 
-  /** Like {@linkcode readAvailable}, to the end, synchronously: the last bytes before a swap. */
+  /**
+   * Applies every complete line the file holds now, reading at least once:
+   * the old file's last lines before the follower turns to a new one. (A
+   * call of {@linkcode readAvailable} after one that stopped at its budget
+   * trusts that the file held no more when it was last read.)
+   */
+  async readToEnd(): Promise<void> {
+    this.#atEnd = false;
+    await this.readAvailable(Infinity);
+  }
+
+  /** Like {@linkcode readToEnd}, synchronously: the last bytes before a swap. */
   readAvailableSync(): void {
+    this.#atEnd = false;
     for (;;) {
       this.#applyLines(Infinity);
       if (this.fault !== null) return;

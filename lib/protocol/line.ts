@@ -157,9 +157,10 @@ export class LineProtocol implements Protocol<LineState> {
         });
       }
       pos = next;
-      if (replies.length === 0 && pos === len) {
+      if (replies.length === 0 && pos === len && !directory.isChange(id)) {
         // The only request of this read, as from a client that waits for
-        // each answer: sent from where it lies, without a copy.
+        // each answer: sent from where it lies, without a copy. Not a
+        // change's: its bytes may be overwritten while the write is pending.
         replies.lone(id < 0 ? EMPTY_ANSWER : directory.answer(id));
         break;
       }
