@@ -243,7 +243,7 @@ Deno.test("journal follower: a rotation right after a look that stopped at its b
   }
 });
 
-Deno.test("journal follower: a look that fails (a read error) is logged, and following goes on", async () => {
+Deno.test("journal follower: a look that fails (a read error, a stale handle) is logged, and following goes on", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
   const path = `${dir}/journal`;
   await Deno.writeTextFile(path, `${put(1, "a", { v: 1 })}\n`);
@@ -258,6 +258,7 @@ Deno.test("journal follower: a look that fails (a read error) is logged, and fol
   const append = (line: string) => Deno.writeTextFile(path, `${line}\n`, { append: true });
   const file = Deno.FsFile.prototype;
   const read = file.read;
+  const open = Deno.open;
   try {
     await follower.start(0);
     await append(put(2, "a", { v: 2 }));
@@ -274,7 +275,22 @@ Deno.test("journal follower: a look that fails (a read error) is logged, and fol
     await append(put(4, "a", { v: 4 }));
     await until(() => follower.applied === 4, "following after the failed look");
     assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 4 })}\n`);
+    // Now the handle itself goes bad for good (stale): the journal is opened again by its path.
+    const fresh = new WeakSet<Deno.FsFile>();
+    Deno.open = async (...args: Parameters<typeof open>) => {
+      const opened = await open(...args);
+      fresh.add(opened);
+      return opened;
+    };
+    file.read = function (this: Deno.FsFile, buffer: Uint8Array) {
+      if (fresh.has(this)) return read.call(this, buffer);
+      return Promise.reject(new Error("ESTALE (injected)"));
+    };
+    await append(put(5, "a", { v: 5 }));
+    await until(() => follower.applied === 5, "following through a handle opened again");
+    assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 5 })}\n`);
   } finally {
+    Deno.open = open;
     file.read = read;
     follower.close();
     await Deno.remove(dir, { recursive: true });

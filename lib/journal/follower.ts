@@ -120,6 +120,8 @@ export class JournalFollower {
   #again = false;
   /** What the file looked like when reading stopped at a bad line: it must change first. */
   #faultedAt: string | null = null;
+  /** A look failed: the next opens the journal again from its path. */
+  #readFailed = false;
   /** The journal was missing at the last look (said once). */
   #missing = false;
   /** The last bad line logged and counted (file, line, reason): each once, however often read again. */
@@ -284,7 +286,11 @@ export class JournalFollower {
           error: describe(error),
           stack: (error as Error)?.stack ?? "",
         });
-        // Looked at again, at the idle pace: the watcher may be closed, nothing else would wake it.
+        // Looked at again, at the idle pace (the watcher may be closed: nothing else would wake
+        // it), through its path: the handle itself may be what failed (stale, on a network file
+        // system).
+        this.#readFailed = true;
+        this.#renamed = true;
         this.#schedule(this.#idlePollInterval);
       }).finally(() => {
         this.#busy = null;
@@ -341,9 +347,12 @@ export class JournalFollower {
       // No journal yet, or it was gone: follow it from its start once it is there.
       if (stat !== null) await this.#reopen();
     } else if (stat !== null && stat.ino !== reader.ino) {
-      // Replaced (rotated): the old file's last lines first, unless it stopped at a bad one.
-      if (reader.fault === null) await reader.readToEnd();
+      // Replaced (rotated): the old file's last lines first, unless it stopped at a bad one
+      // or cannot be read.
+      if (reader.fault === null && !this.#readFailed) await reader.readToEnd();
       this.#reportFault(reader);
+      await this.#reopen();
+    } else if (this.#readFailed) {
       await this.#reopen();
     } else if (reader.fault !== null) {
       // Stopped at a bad line: read it again once the file changed (the line fixed).
@@ -392,6 +401,7 @@ export class JournalFollower {
     this.#reader?.close();
     this.#reader = reader;
     this.#faultedAt = null;
+    this.#readFailed = false;
     while (await this.#read(reader)) await nextTurn();
   }
 
