@@ -104,6 +104,39 @@ Deno.test("changes: over a directory, lookups see puts and deletes; the size fol
   assertEquals(changes.count, 4);
 });
 
+Deno.test("changes: random puts and deletes, large and small, answer as a plain map of the same changes does", () => {
+  // Compaction moves entries into new chunks while it empties one; with these seeds it needs a
+  // new chunk midway, which must not take the slot being emptied (an entry would move twice).
+  for (const seed of [1, 2, 3]) {
+    let state = seed;
+    const random = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const changes = new Changes({ findInBase: () => -1 });
+    const model = new Map<string, string>();
+    for (let i = 0; i < 5000; i++) {
+      const aor = `k${Math.floor(random() * 200)}`;
+      const key = encoder.encode(aor);
+      if (random() < 0.05) {
+        changes.delete(key, 0, key.length);
+        model.delete(aor);
+        continue;
+      }
+      const size = Math.floor(random() < 0.1 ? random() * 300_000 : random() * 3000);
+      const value = record(aor, { i, pad: "x".repeat(size) });
+      const bytes = encoder.encode(value);
+      changes.put(key, 0, key.length, bytes, 0, bytes.length);
+      model.set(aor, value);
+    }
+    for (let k = 0; k < 200; k++) {
+      const key = encoder.encode(`k${k}`);
+      const id = changes.find(key, 0, key.length);
+      const served = id < 0 || changes.isDeleted(id)
+        ? undefined
+        : decoder.decode(changes.value(id));
+      assertEquals(served, model.get(`k${k}`), `seed ${seed}, k${k}`);
+    }
+  }
+});
+
 Deno.test("changes: 300 000 changes to a thousand AORs hold about twice what the last ones take", () => {
   const changes = new Changes({ findInBase: () => -1 });
   const value = (aor: string, n: number) =>
@@ -311,6 +344,84 @@ Deno.test("journal reader: readToEnd reads what was appended after a read that t
   } finally {
     reader.close();
     await Deno.remove(path);
+  }
+});
+
+Deno.test("journal follower: a copy-truncate while a look that stopped at its budget holds lines read loses none", async () => {
+  const line = (seq: number) => put(seq, `k${seq}`, { x: "x".repeat(900) });
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
+  const path = `${dir}/journal`;
+  await Deno.writeTextFile(path, `${line(1)}\n`);
+  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
+  const follower = new JournalFollower({
+    path,
+    live,
+    counters: new Counters(),
+    pollInterval: 1,
+    idlePollInterval: 1,
+  });
+  try {
+    await follower.start(0);
+    const lines = Array.from({ length: 100 }, (_, i) => `${line(i + 2)}\n`).join("");
+    Deno.writeTextFileSync(path, lines, { append: true });
+    while (follower.applied === 1) await new Promise((resolve) => setTimeout(resolve, 0));
+    // Copied away and truncated: the lines read and not applied yet are in the copy only.
+    Deno.copyFileSync(path, `${path}.1`);
+    Deno.truncateSync(path, 0);
+    Deno.writeTextFileSync(path, `${line(102)}\n`);
+    await until(() => follower.applied === 102, "the truncated journal followed");
+    const missing = Array.from({ length: 101 }, (_, i) => `k${i + 2}`)
+      .filter((aor) => live.directory.get(aor) === undefined);
+    assertEquals(missing, []);
+  } finally {
+    follower.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal follower: a reload adopted while the follower opens the journal again is the one followed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
+  const path = `${dir}/journal`;
+  await Deno.writeTextFile(path, `${put(1, "a")}\n`);
+  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
+  const follower = new JournalFollower({
+    path,
+    live,
+    counters: new Counters(),
+    pollInterval: 5,
+    idlePollInterval: 10,
+  });
+  const open = JournalReader.open;
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  try {
+    await follower.start(0);
+    // The follower's own opening (the one that counts into its tally) waits until released.
+    JournalReader.open = async (...args: Parameters<typeof open>) => {
+      if (args[3] !== undefined) {
+        held.resolve();
+        await release.promise;
+      }
+      return await open.apply(JournalReader, args);
+    };
+    // Rotated: the follower opens the path again, and is held there.
+    await Deno.writeTextFile(`${dir}/new`, `${put(1, "a")}\n${put(2, "b")}\n`);
+    await Deno.rename(`${dir}/new`, path);
+    await held.promise;
+    // A reload meanwhile.
+    const newer = await directoryOf(`${record("a", { v: 100 })}\n`);
+    const prepared = await follower.prepare(newer, 0);
+    assertEquals(prepared.check(), "");
+    live.replace(newer);
+    prepared.commit();
+    release.resolve();
+    await Deno.writeTextFile(path, `${put(3, "z")}\n`, { append: true });
+    await until(() => live.directory.get("z") !== undefined, "a line after it served");
+    assertEquals(follower.applied, 3);
+  } finally {
+    JournalReader.open = open;
+    follower.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -272,8 +272,6 @@ export class Changes {
     if (worst < 0) return;
     const from = this.#chunks[worst];
     const movers = this.#writers[worst];
-    this.#chunks[worst] = EMPTY;
-    this.#writers[worst] = [];
     this.#garbage -= from.length - this.#live[worst];
     this.#live[worst] = 0;
     const entries = this.#entries;
@@ -293,6 +291,10 @@ export class Changes {
       this.#live[this.#current] += length;
       this.#writers[this.#current].push(id);
     }
+    // Given back only now: while entries move, a new chunk must not take its slot, or an entry
+    // written there twice (once stale) would be moved again, from its new place.
+    this.#chunks[worst] = EMPTY;
+    this.#writers[worst] = [];
     // Kept unless it is a registration's chunk of its own, larger than usual.
     if (from.length <= CHUNK && from.length > (this.#spare?.length ?? 0)) this.#spare = from;
   }

@@ -120,6 +120,8 @@ export class JournalFollower {
   #again = false;
   /** What the file looked like when reading stopped at a bad line: it must change first. */
   #faultedAt: string | null = null;
+  /** Counts the directories adopted: a look that awaited across one must not replace its reader. */
+  #generation = 0;
   /** A look failed: the next opens the journal again from its path. */
   #readFailed = false;
   /** The journal was missing at the last look (said once). */
@@ -221,6 +223,7 @@ export class JournalFollower {
 
   /** Follows with `reader` from now on (null: the journal is not there yet). */
   #adopt(reader: JournalReader | null, sequence: number): void {
+    this.#generation++;
     const previous = this.#reader;
     if (previous !== null && previous !== reader) previous.close();
     this.#reader = reader;
@@ -357,7 +360,7 @@ export class JournalFollower {
     } else if (reader.fault !== null) {
       // Stopped at a bad line: read it again once the file changed (the line fixed).
       if (stat !== null && fileState(stat) !== this.#faultedAt) await this.#reopen();
-    } else if (stat !== null && stat.size < reader.offset) {
+    } else if (stat !== null && stat.size < reader.position) {
       logger.warn("the journal {path} was truncated: reading it again from its start", {
         path: this.#path,
       });
@@ -383,8 +386,14 @@ export class JournalFollower {
     this.#missing = missing;
   }
 
-  /** Reads the journal at its path from its start, skipping what was applied. */
+  /**
+   * Reads the journal at its path from its start, skipping what was applied
+   * (the lines the reader before had read are applied first).
+   */
   async #reopen(): Promise<void> {
+    const previous = this.#reader;
+    const generation = this.#generation;
+    if (previous !== null && previous.fault === null) previous.applyBuffered();
     const applied = this.applied;
     const changes = this.#live.directory.changes ??= new Changes(this.#live.directory);
     let reader: JournalReader;
@@ -393,8 +402,8 @@ export class JournalFollower {
     } catch {
       return;
     }
-    if (this.#closed) {
-      // Closed while it was being opened.
+    if (this.#closed || this.#generation !== generation) {
+      // Closed, or a reload's directory adopted (with its own reader) while it was being opened.
       reader.close();
       return;
     }

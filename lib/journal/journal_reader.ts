@@ -64,8 +64,8 @@ export class JournalReader {
   applied: number;
   /** Lines read from the start of this file. */
   line = 0;
-  /** Bytes of this file consumed: where the next unread line starts. */
-  offset = 0;
+  /** Bytes of this file read: a file now shorter was truncated. */
+  position = 0;
   /** The bad line reading stopped at, if it did. */
   fault: JournalFault | null = null;
   /** Where what is applied and skipped is counted, as it is. */
@@ -146,6 +146,7 @@ export class JournalReader {
       const n = await this.#file.read(room);
       if (n === null || n === 0) return false;
       this.#len += n;
+      this.position += n;
       this.#atEnd = n < room.length;
     }
   }
@@ -161,6 +162,15 @@ export class JournalReader {
     await this.readAvailable(Infinity);
   }
 
+  /**
+   * Applies the complete lines read and not applied yet (a look stopped at
+   * its budget), without reading: what was read before the file was
+   * truncated or its handle failed.
+   */
+  applyBuffered(): void {
+    this.#applyLines(Infinity);
+  }
+
   /** Like {@linkcode readToEnd}, synchronously: the last bytes before a swap. */
   readAvailableSync(): void {
     this.#atEnd = false;
@@ -170,6 +180,7 @@ export class JournalReader {
       const n = this.#file.readSync(this.#room());
       if (n === null || n === 0) return;
       this.#len += n;
+      this.position += n;
     }
   }
 
@@ -220,7 +231,6 @@ export class JournalReader {
       }
       this.line++;
       if (!this.#apply(buf, pos, end)) break;
-      this.offset += end + 1 - pos;
       pos = end + 1;
     }
     this.#start = pos;
