@@ -7,7 +7,7 @@
 import { assertEquals, assertOk } from "./assert.ts";
 import { Changes } from "../lib/directory/changes.ts";
 import { LiveDirectory } from "../lib/directory/live.ts";
-import { JournalFollower } from "../lib/journal/follower.ts";
+import { JournalFollower, type JournalOptions } from "../lib/journal/follower.ts";
 import { JournalLine } from "../lib/journal/journal_line.ts";
 import { JournalReader } from "../lib/journal/journal_reader.ts";
 import { loadDirectory } from "../lib/loading/load.ts";
@@ -244,90 +244,114 @@ Deno.test("journal reader: a line that arrives in thousands of small writes cost
   }
 });
 
-Deno.test("journal follower: a rotation right after a look that stopped at its budget loses no line", async () => {
-  const line = (seq: number) => put(seq, `k${seq}`, { x: "x".repeat(900) });
+/** What a test of a follower gets from {@linkcode withFollower}. */
+interface Following {
+  path: string;
+  live: LiveDirectory;
+  follower: JournalFollower;
+  /** Appends lines (each given without its line end). */
+  append: (...lines: string[]) => Promise<void>;
+}
+
+/**
+ * Runs `body` with a follower started on a new journal holding `first`, over a dump of "a";
+ * closes it and removes the journal's directory after.
+ */
+async function withFollower(
+  first: string,
+  options: Omit<JournalOptions, "path" | "live" | "counters">,
+  body: (following: Following) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
   const path = `${dir}/journal`;
-  await Deno.writeTextFile(path, `${line(1)}\n`);
+  await Deno.writeTextFile(path, first);
   const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
-  const follower = new JournalFollower({
-    path,
-    live,
-    counters: new Counters(),
-    pollInterval: 1,
-    idlePollInterval: 1,
-  });
+  const follower = new JournalFollower({ path, live, counters: new Counters(), ...options });
+  const append = (...lines: string[]) =>
+    Deno.writeTextFile(path, lines.map((l) => `${l}\n`).join(""), { append: true });
   try {
     await follower.start(0);
-    // More than a slice's budget (64 KiB) in one read: the first look stops at the budget.
-    const lines = Array.from({ length: 100 }, (_, i) => `${line(i + 2)}\n`).join("");
-    Deno.writeTextFileSync(path, lines, { append: true });
-    // Right after its first slice (its next one waits for a turn of the event loop, as this does).
-    while (follower.applied === 1) await new Promise((resolve) => setTimeout(resolve, 0));
-    // One more line to the old file, then the writer rotates, before the follower's next slice.
-    Deno.writeTextFileSync(path, `${line(102)}\n`, { append: true });
-    Deno.renameSync(path, `${path}.1`);
-    Deno.writeTextFileSync(path, `${line(103)}\n`);
-    await until(() => follower.applied === 103, "the new journal followed");
-    assertOk(live.directory.get("k102") !== undefined, "the old journal's last line applied");
+    await body({ path, live, follower, append });
   } finally {
     follower.close();
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("journal follower: rotated or copied and truncated right after a look that stopped at its budget, no line is lost", async () => {
+  const line = (seq: number) => `${put(seq, `k${seq}`, { x: "x".repeat(900) })}\n`;
+  const turns: Record<string, (path: string) => void> = {
+    // One more line to the old file, then the writer renames it away and starts a new one.
+    rotated: (path) => {
+      Deno.writeTextFileSync(path, line(102), { append: true });
+      Deno.renameSync(path, `${path}.1`);
+      Deno.writeTextFileSync(path, line(103));
+    },
+    // The lines read and not applied yet are in the copy only.
+    "copied and truncated": (path) => {
+      Deno.copyFileSync(path, `${path}.1`);
+      Deno.truncateSync(path, 0);
+      Deno.writeTextFileSync(path, line(102) + line(103));
+    },
+  };
+  for (const [how, turn] of Object.entries(turns)) {
+    const options = { pollInterval: 1, idlePollInterval: 1 };
+    await withFollower(line(1), options, async ({ path, live, follower }) => {
+      // More than a slice's budget (64 KiB) in one read: the first look stops at the budget.
+      const lines = Array.from({ length: 100 }, (_, i) => line(i + 2)).join("");
+      Deno.writeTextFileSync(path, lines, { append: true });
+      // Right after its first slice (its next one waits for a turn of the event loop, as this
+      // does), and before the next, synchronously.
+      while (follower.applied === 1) await new Promise((resolve) => setTimeout(resolve, 0));
+      turn(path);
+      await until(() => follower.applied === 103, `the journal ${how} followed`);
+      const missing = Array.from({ length: 102 }, (_, i) => `k${i + 2}`)
+        .filter((aor) => live.directory.get(aor) === undefined);
+      assertEquals(missing, [], how);
+    });
   }
 });
 
 Deno.test("journal follower: a look that fails (a read error, a stale handle) is logged, and following goes on", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
-  const path = `${dir}/journal`;
-  await Deno.writeTextFile(path, `${put(1, "a", { v: 1 })}\n`);
-  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
-  const follower = new JournalFollower({
-    path,
-    live,
-    counters: new Counters(),
-    pollInterval: 5,
-    idlePollInterval: 20,
-  });
-  const append = (line: string) => Deno.writeTextFile(path, `${line}\n`, { append: true });
   const file = Deno.FsFile.prototype;
   const read = file.read;
   const open = Deno.open;
-  try {
-    await follower.start(0);
-    await append(put(2, "a", { v: 2 }));
-    await until(() => follower.applied === 2, "lines coming");
-    // The next read fails once (EIO, or ESTALE on a network file system).
-    const failed = Promise.withResolvers<void>();
-    file.read = function () {
+  const options = { pollInterval: 5, idlePollInterval: 20 };
+  await withFollower(`${put(1, "a", { v: 1 })}\n`, options, async ({ live, follower, append }) => {
+    try {
+      await append(put(2, "a", { v: 2 }));
+      await until(() => follower.applied === 2, "lines coming");
+      // The next read fails once (EIO, or ESTALE on a network file system).
+      const failed = Promise.withResolvers<void>();
+      file.read = function () {
+        file.read = read;
+        failed.resolve();
+        return Promise.reject(new Error("EIO (injected)"));
+      };
+      await append(put(3, "a", { v: 3 }));
+      await failed.promise;
+      await append(put(4, "a", { v: 4 }));
+      await until(() => follower.applied === 4, "following after the failed look");
+      assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 4 })}\n`);
+      // Now the handle itself goes bad for good (stale): the journal is opened again by its path.
+      const fresh = new WeakSet<Deno.FsFile>();
+      Deno.open = async (...args: Parameters<typeof open>) => {
+        const opened = await open(...args);
+        fresh.add(opened);
+        return opened;
+      };
+      file.read = function (this: Deno.FsFile, buffer: Uint8Array) {
+        if (fresh.has(this)) return read.call(this, buffer);
+        return Promise.reject(new Error("ESTALE (injected)"));
+      };
+      await append(put(5, "a", { v: 5 }));
+      await until(() => follower.applied === 5, "following through a handle opened again");
+      assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 5 })}\n`);
+    } finally {
+      Deno.open = open;
       file.read = read;
-      failed.resolve();
-      return Promise.reject(new Error("EIO (injected)"));
-    };
-    await append(put(3, "a", { v: 3 }));
-    await failed.promise;
-    await append(put(4, "a", { v: 4 }));
-    await until(() => follower.applied === 4, "following after the failed look");
-    assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 4 })}\n`);
-    // Now the handle itself goes bad for good (stale): the journal is opened again by its path.
-    const fresh = new WeakSet<Deno.FsFile>();
-    Deno.open = async (...args: Parameters<typeof open>) => {
-      const opened = await open(...args);
-      fresh.add(opened);
-      return opened;
-    };
-    file.read = function (this: Deno.FsFile, buffer: Uint8Array) {
-      if (fresh.has(this)) return read.call(this, buffer);
-      return Promise.reject(new Error("ESTALE (injected)"));
-    };
-    await append(put(5, "a", { v: 5 }));
-    await until(() => follower.applied === 5, "following through a handle opened again");
-    assertEquals(decoder.decode(live.directory.get("a")), `${record("a", { v: 5 })}\n`);
-  } finally {
-    Deno.open = open;
-    file.read = read;
-    follower.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+    }
+  });
 });
 
 Deno.test("journal reader: readToEnd reads what was appended after a read that the budget stopped", async () => {
@@ -347,82 +371,39 @@ Deno.test("journal reader: readToEnd reads what was appended after a read that t
   }
 });
 
-Deno.test("journal follower: a copy-truncate while a look that stopped at its budget holds lines read loses none", async () => {
-  const line = (seq: number) => put(seq, `k${seq}`, { x: "x".repeat(900) });
-  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
-  const path = `${dir}/journal`;
-  await Deno.writeTextFile(path, `${line(1)}\n`);
-  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
-  const follower = new JournalFollower({
-    path,
-    live,
-    counters: new Counters(),
-    pollInterval: 1,
-    idlePollInterval: 1,
-  });
-  try {
-    await follower.start(0);
-    const lines = Array.from({ length: 100 }, (_, i) => `${line(i + 2)}\n`).join("");
-    Deno.writeTextFileSync(path, lines, { append: true });
-    while (follower.applied === 1) await new Promise((resolve) => setTimeout(resolve, 0));
-    // Copied away and truncated: the lines read and not applied yet are in the copy only.
-    Deno.copyFileSync(path, `${path}.1`);
-    Deno.truncateSync(path, 0);
-    Deno.writeTextFileSync(path, `${line(102)}\n`);
-    await until(() => follower.applied === 102, "the truncated journal followed");
-    const missing = Array.from({ length: 101 }, (_, i) => `k${i + 2}`)
-      .filter((aor) => live.directory.get(aor) === undefined);
-    assertEquals(missing, []);
-  } finally {
-    follower.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test("journal follower: a reload adopted while the follower opens the journal again is the one followed", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
-  const path = `${dir}/journal`;
-  await Deno.writeTextFile(path, `${put(1, "a")}\n`);
-  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
-  const follower = new JournalFollower({
-    path,
-    live,
-    counters: new Counters(),
-    pollInterval: 5,
-    idlePollInterval: 10,
-  });
   const open = JournalReader.open;
-  const held = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  try {
-    await follower.start(0);
-    // The follower's own opening (the one that counts into its tally) waits until released.
-    JournalReader.open = async (...args: Parameters<typeof open>) => {
-      if (args[3] !== undefined) {
-        held.resolve();
-        await release.promise;
-      }
-      return await open.apply(JournalReader, args);
-    };
-    // Rotated: the follower opens the path again, and is held there.
-    await Deno.writeTextFile(`${dir}/new`, `${put(1, "a")}\n${put(2, "b")}\n`);
-    await Deno.rename(`${dir}/new`, path);
-    await held.promise;
-    // A reload meanwhile.
-    const newer = await directoryOf(`${record("a", { v: 100 })}\n`);
-    const prepared = await follower.prepare(newer, 0);
-    assertEquals(prepared.check(), "");
-    live.replace(newer);
-    prepared.commit();
-    release.resolve();
-    await Deno.writeTextFile(path, `${put(3, "z")}\n`, { append: true });
-    await until(() => live.directory.get("z") !== undefined, "a line after it served");
-    assertEquals(follower.applied, 3);
-  } finally {
-    JournalReader.open = open;
-    follower.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const options = { pollInterval: 5, idlePollInterval: 10 };
+  await withFollower(`${put(1, "a")}\n`, options, async ({ path, live, follower, append }) => {
+    const held = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    try {
+      // The follower's own opening (the one that counts into its tally) waits until released.
+      JournalReader.open = async (...args: Parameters<typeof open>) => {
+        if (args[3] !== undefined) {
+          held.resolve();
+          await release.promise;
+        }
+        return await open.apply(JournalReader, args);
+      };
+      // Rotated: the follower opens the path again, and is held there.
+      await Deno.writeTextFile(`${path}.new`, `${put(1, "a")}\n${put(2, "b")}\n`);
+      await Deno.rename(`${path}.new`, path);
+      await held.promise;
+      // A reload meanwhile.
+      const newer = await directoryOf(`${record("a", { v: 100 })}\n`);
+      const prepared = await follower.prepare(newer, 0);
+      assertEquals(prepared.check(), "");
+      live.replace(newer);
+      prepared.commit();
+      release.resolve();
+      await append(put(3, "z"));
+      await until(() => live.directory.get("z") !== undefined, "a line after it served");
+      assertEquals(follower.applied, 3);
+    } finally {
+      JournalReader.open = open;
+    }
+  });
 });
 
 Deno.test("journal reader: a number that does not grow, or a bad line, stops it there", async () => {
@@ -548,30 +529,15 @@ Deno.test("journal follower: rotated, truncated, gone and back, broken and fixed
 });
 
 Deno.test("journal follower: lines written one by one are all applied; after a quiet spell the kernel wakes it again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sipdir-journal-" });
-  const path = `${dir}/journal`;
-  await Deno.writeTextFile(path, `${put(1, "a", { v: 1 })}\n`);
-  const live = new LiveDirectory(await directoryOf(`${record("a")}\n`));
   // The idle poll never comes within the test: only the kernel's events wake an idle follower.
-  const follower = new JournalFollower({
-    path,
-    live,
-    counters: new Counters(),
-    pollInterval: 10,
-    idlePollInterval: 600_000,
-    quietAfter: 100,
-  });
-  const answer = (aor: string) => decoder.decode(live.directory.get(aor) ?? new Uint8Array());
-  const append = (line: string) => Deno.writeTextFile(path, `${line}\n`, { append: true });
-  try {
-    await follower.start(0);
+  const options = { pollInterval: 10, idlePollInterval: 600_000, quietAfter: 100 };
+  await withFollower(`${put(1, "a", { v: 1 })}\n`, options, async ({ live, follower, append }) => {
+    const answer = (aor: string) => decoder.decode(live.directory.get(aor) ?? new Uint8Array());
     assertEquals(follower.applied, 1);
     await append(put(2, "a", { v: 2 }));
     await until(() => follower.applied === 2, "a line woke the idle follower");
     // A writer appending line by line: each is applied, in order, by the follower's polls.
-    for (let seq = 3; seq <= 300; seq++) {
-      await append(put(seq, `k${seq % 7}`, { v: seq }));
-    }
+    for (let seq = 3; seq <= 300; seq++) await append(put(seq, `k${seq % 7}`, { v: seq }));
     await until(() => follower.applied === 300, "the lines written one by one applied");
     assertEquals(answer("k6"), `${record("k6", { v: 300 })}\n`);
     // Quiet for a while, the follower listens to the kernel again: a new line is applied at once.
@@ -579,10 +545,7 @@ Deno.test("journal follower: lines written one by one are all applied; after a q
     await append(put(301, "a", { v: 301 }));
     await until(() => follower.applied === 301, "a line after a quiet spell woke the follower");
     assertEquals(answer("a"), `${record("a", { v: 301 })}\n`);
-  } finally {
-    follower.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("dump header: the sequence a dump includes; a declared count cuts a short one off", async () => {
