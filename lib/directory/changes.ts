@@ -6,8 +6,9 @@
  * and answers are bytes in 1 MiB chunks, the index an open-addressing table
  * over typed arrays. A registration changed again leaves its old bytes
  * behind; a chunk that holds more of those than of live ones is emptied into
- * the newest chunk and given back, so that the memory held stays within
- * about twice what the live changes take, however many changes come.
+ * the newest chunk and given back (or kept as the next one), so that the
+ * memory held stays within about twice what the live changes take, however
+ * many changes come.
  *
  * @module
  */
@@ -138,7 +139,10 @@ export class Changes {
     return this.#chunks[entries[e + 1]].subarray(at, at + entries[e + 4]);
   }
 
-  /** The registration of change `id` (a put), without its final `\n`, as a view, valid as {@linkcode Changes.answer}'s. */
+  /**
+   * The registration of change `id` (a put), without its final `\n`, as a
+   * view, valid as long as {@linkcode Changes.answer}'s.
+   */
   value(id: number): Uint8Array {
     const answer = this.answer(id);
     return answer.subarray(0, answer.length - 1);
