@@ -17,15 +17,16 @@
  * counted as sipdir's and it does not share an event loop with anything measured. Every 10 ms it
  * appends a batch of lines (100 for 10 000 changes a second: as many as are due since it started,
  * so that a late timer does not lower the rate), in one write, or a write per line with
- * `--line-writes` (as an exporter that appends each change as it comes): lines of `generateJournal` over the dump's AORs
- * (12 s of them made before the runs and used in turn, so that the writer costs what an exporter
- * appending costs), numbered on from the dump's sequence, and, last in each batch, a put of the probe AOR whose
- * registration carries the batch's number and the time it was written (`"writtenAt"`, ms since
- * the epoch, to the µs; also how long before it the 50 batches before were written); the probe
- * counts in the rate. Deletes go only to a tenth of the dump's AORs that the load generator never
- * asks for (it counts an unknown AOR as a wrong answer); puts go to all of them, so lookups do
- * meet changed registrations. The parent starts and pauses the writer between runs over its
- * stdin; after each pause it waits, on /metrics, until sipdir applied the last line.
+ * `--line-writes` (as an exporter that appends each change as it comes): lines of `generateJournal`
+ * over the dump's AORs (12 s of them made before the runs and used in turn, so that the writer
+ * costs what an exporter appending costs), numbered on from the dump's sequence, and, last in each
+ * batch, a put of the probe AOR whose registration carries the batch's number and the time it was
+ * written (`"writtenAt"`, ms since the epoch, to the µs; also how long before it the 50 batches
+ * before were written); the probe counts in the rate. Deletes go only to a tenth of the dump's AORs
+ * that the load generator never asks for (it counts an unknown AOR as a wrong answer); puts go to
+ * all of them, so lookups do meet changed registrations. The parent starts and pauses the writer
+ * between runs over its stdin; after each pause it waits, on /metrics, until sipdir applied the
+ * last line.
  *
  * **What applying costs.** First, with no client at all: sipdir's CPU time (from /proc/PID/stat)
  * for -d seconds idle, then for -d seconds while the writer appends (after a 1 s warm-up); the
@@ -45,16 +46,16 @@
  * for rounds × -d seconds), then during every lookup run too: the prober also runs in the runs
  * without the writer (where it sees no change), so that both sides carry its lookups alike.
  *
- * **Lookups.** The same C client as `bench/compare.ts` (`bench/loadgen.c`), 32 connections, 1
- * and 16 requests in flight, on the line port (`-m line`) and the Redis port (`-m redis`), every
- * answer checked; each cell runs once per round with the writer and once without, the order
- * alternating from round to round, so that drift over the run (other tenants of a VM, CPU
- * frequency, and the changes piling up in sipdir) lands on both alike; the summary quotes medians
- * over rounds, and with ÷ without as the median over rounds of each round's ratio (its run with
- * the writer over its run without, next to each other in time). CPU per lookup is sipdir's CPU time (all its threads,
- * from /proc/PID/stat) in the measured window over the lookups the load generator completed, as
- * in compare.ts: with the writer, it includes reading and applying the changes (that is the
- * point); in both, it includes answering the probe (its rate is in the JSON).
+ * **Lookups.** The same C client as `bench/compare.ts` (`bench/loadgen.c`), 32 connections, 1 and
+ * 16 requests in flight, on the line port (`-m line`) and the Redis port (`-m redis`), every answer
+ * checked; each cell runs once per round with the writer and once without, the order alternating
+ * from round to round, so that drift over the run (other tenants of a VM, CPU frequency, and the
+ * changes piling up in sipdir) lands on both alike; the summary quotes medians over rounds, and
+ * with ÷ without as the median over rounds of each round's ratio (its run with the writer over its
+ * run without, next to each other in time). CPU per lookup is sipdir's CPU time (all its threads,
+ * from /proc/PID/stat) in the measured window over the lookups the load generator completed, as in
+ * compare.ts: with the writer, it includes reading and applying the changes (that is the point); in
+ * both, it includes answering the probe (its rate is in the JSON).
  *
  * Needs `cc`. Generated data and the compiled client are cached in the work directory; the
  * journal is written afresh each run (about 5 MB a second at 10 000 changes a second).
@@ -244,7 +245,7 @@ interface WriterReport {
   maxGapMs: number;
 }
 
-/** Writes all of `text` to `file`, synchronously: one write for a line, as a regular file takes it. */
+/** Writes all of `text` to `file`, synchronously: one write for a line. */
 function writeAllSync(file: Deno.FsFile, text: string): void {
   const bytes = encoder.encode(text);
   for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
@@ -301,18 +302,18 @@ async function writerMain(config: WriterConfig): Promise<void> {
       const now = performance.now();
       const due = Math.floor((now - t0) * config.rate / 1000) - lines;
       if (due < 1) continue;
-      let text = "";
-      for (let i = 1; i < due; i++) text += nextChange() + "\n";
+      const batchLines: string[] = [];
+      for (let i = 1; i < due; i++) batchLines.push(nextChange() + "\n");
       const writtenAt = performance.timeOrigin + performance.now();
       const earlier = history.map((at) => (writtenAt - at).toFixed(3));
       const probe = probeRecord(++batch, writtenAt.toFixed(3), earlier);
-      text += `{"seq":${++seq},"put":${probe}}\n`;
+      batchLines.push(`{"seq":${++seq},"put":${probe}}\n`);
       history.unshift(writtenAt);
       if (history.length > PROBE_HISTORY) history.pop();
       if (config.lineWrites) {
-        for (const line of text.split("\n").slice(0, -1)) writeAllSync(journal, `${line}\n`);
+        for (const line of batchLines) writeAllSync(journal, line);
       } else {
-        await writeAll(journal, encoder.encode(text));
+        await writeAll(journal, encoder.encode(batchLines.join("")));
       }
       lines += due;
       batches++;
@@ -1033,7 +1034,8 @@ async function main(cleanups: Cleanups): Promise<number> {
   // It asks over and over: alone, it would take more of a core than applying does.
   await prober.close();
   // Again once most registrations were changed many times: their entries exist, their old bytes
-  // are garbage that compaction gives back, where at first each change was a new entry in new memory.
+  // are garbage that compaction gives back, where at first each change was a new entry in new
+  // memory.
   const applyCostAfterRuns = await measureApplyCost(bench);
   printApplyCost(applyCostAfterRuns, options.rate, "registrations changed before, after the runs");
   const rssAfterRuns = await residentBytes(sipdir.pid);

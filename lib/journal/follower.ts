@@ -293,7 +293,6 @@ export class JournalFollower {
         // it), through its path: the handle itself may be what failed (stale, on a network file
         // system).
         this.#readFailed = true;
-        this.#renamed = true;
         this.#schedule(this.#idlePollInterval);
       }).finally(() => {
         this.#busy = null;
@@ -313,7 +312,10 @@ export class JournalFollower {
     let more = false;
     const reader = this.#reader;
     const now = performance.now();
-    if (reader === null || reader.fault !== null || this.#renamed || now >= this.#nextStat) {
+    if (
+      reader === null || reader.fault !== null || this.#readFailed || this.#renamed ||
+      now >= this.#nextStat
+    ) {
       this.#renamed = false;
       this.#nextStat = now + this.#idlePollInterval;
       more = await this.#lookAtFile();

@@ -42,8 +42,9 @@ export interface Replies {
   writeRange(bytes: Uint8Array, start: number, end: number): void;
   /**
    * Sends `bytes` as the only reply of this call, without copying them: for
-   * an answer already stored in its wire form. Only valid when nothing was
-   * written in this call yet and nothing will be.
+   * an answer already stored in its wire form, whose bytes stay as they are
+   * until the write ends, however slowly the client reads. Only valid when
+   * nothing was written in this call yet and nothing will be.
    */
   lone(bytes: Uint8Array): void;
   /** Closes the connection once the replies before are written; `reason` is logged. */
